@@ -1,0 +1,157 @@
+"""Shape, dtype and device checks at the public boundary.
+
+Every public function of dgpgeom validates its tensors here, before doing any
+work, and raises :class:`ShapeError` with a message that names the argument,
+the expected shape and the actual one. Checks look only at metadata (shapes,
+dtypes, devices), never at values, so they cost no host synchronisation and
+work on ``device="meta"`` tensors.
+
+Shape patterns are strings of space-separated tokens:
+
+- ``"..."`` any number of leading batch dimensions (only as the first token);
+- an integer, e.g. ``"3"``: that exact size;
+- a name, e.g. ``"N"``: any size, but the same size wherever the name recurs
+  within one :class:`ShapeChecker`;
+- ``"_"``: any size.
+
+Example:
+    >>> import torch
+    >>> check = ShapeChecker()
+    >>> check(torch.zeros(4, 21, 2), "points2d", "... N 2")
+    (4,)
+    >>> check(torch.zeros(4, 20, 3), "points3d", "... N 3")
+    Traceback (most recent call last):
+    ...
+    dgpgeom._validate.ShapeError: points3d: expected shape (..., N=21, 3), got (4, 20, 3); N was set to 21 by points2d
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["ShapeChecker", "ShapeError", "broadcast_batch_shapes", "compute_dtype"]
+
+
+class ShapeError(ValueError):
+    """Raised when an argument has the wrong shape, dtype or device."""
+
+
+def _describe(pattern: Sequence[str], bound: dict[str, int]) -> str:
+    parts = []
+    for token in pattern:
+        parts.append(f"{token}={bound[token]}" if token in bound else token)
+    return "(" + ", ".join(parts) + ")"
+
+
+class ShapeChecker:
+    """Checks several tensors against shape patterns that share named sizes.
+
+    The first tensor that mentions a name binds it; later tensors must agree.
+    """
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, int] = {}
+        self._bound_by: dict[str, str] = {}
+        self.device: torch.device | None = None
+        self._device_of: str = ""
+
+    def __call__(
+        self,
+        tensor: object,
+        name: str,
+        pattern: str,
+        *,
+        floating: bool = True,
+    ) -> tuple[int, ...]:
+        """Validate ``tensor`` and return its leading batch shape (the ``...`` part).
+
+        Args:
+            tensor: the argument to check.
+            name: the argument's name, used in the error message.
+            pattern: the expected shape, e.g. ``"... N 2"``.
+            floating: require a floating-point dtype.
+
+        Raises:
+            ShapeError: if the tensor is not a tensor, has the wrong shape,
+                a non-floating dtype (when ``floating``), or lives on another
+                device than the tensors checked before it.
+        """
+        tokens = pattern.split()
+        if not isinstance(tensor, torch.Tensor):
+            raise ShapeError(
+                f"{name}: expected a torch.Tensor of shape ({', '.join(tokens)}), "
+                f"got {type(tensor).__name__}"
+            )
+        if floating and not tensor.is_floating_point():
+            raise ShapeError(f"{name}: expected a floating-point dtype, got {tensor.dtype}")
+        self._check_device(tensor, name)
+
+        has_batch = bool(tokens) and tokens[0] == "..."
+        core = tokens[1:] if has_batch else tokens
+        shape = tuple(tensor.shape)
+        if len(shape) < len(core) or (not has_batch and len(shape) != len(core)):
+            raise ShapeError(
+                f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}"
+            )
+        batch, tail = shape[: len(shape) - len(core)], shape[len(shape) - len(core) :]
+        for token, size in zip(core, tail, strict=True):
+            if token == "_":
+                continue
+            if token.isdigit():
+                if size != int(token):
+                    raise ShapeError(
+                        f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}"
+                    )
+                continue
+            if token in self.sizes and self.sizes[token] != size:
+                raise ShapeError(
+                    f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}; "
+                    f"{token} was set to {self.sizes[token]} by {self._bound_by[token]}"
+                )
+            if token not in self.sizes:
+                self.sizes[token] = size
+                self._bound_by[token] = name
+        return batch
+
+    def _check_device(self, tensor: torch.Tensor, name: str) -> None:
+        if self.device is None:
+            self.device, self._device_of = tensor.device, name
+        elif tensor.device != self.device:
+            raise ShapeError(
+                f"{name}: expected a tensor on {self.device} (the device of "
+                f"{self._device_of}), got one on {tensor.device}"
+            )
+
+
+def broadcast_batch_shapes(**batch_shapes: tuple[int, ...]) -> torch.Size:
+    """Broadcast the leading batch shapes of several arguments, naming them on failure.
+
+    Example:
+        >>> broadcast_batch_shapes(points2d=(8, 1), intrinsics=(5,))
+        torch.Size([8, 5])
+    """
+    try:
+        return torch.broadcast_shapes(*batch_shapes.values())
+    except RuntimeError:
+        described = ", ".join(f"{k} {tuple(v)}" for k, v in batch_shapes.items())
+        raise ShapeError(f"batch dimensions do not broadcast: {described}") from None
+
+
+def compute_dtype(*tensors: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """Return ``(compute, output)`` dtypes for a set of floating-point inputs.
+
+    The output dtype is the promoted dtype of the inputs. float16 and bfloat16
+    are computed in float32 (their range and precision cannot hold the normal
+    equations) and cast back on return.
+
+    Example:
+        >>> compute_dtype(torch.zeros(1, dtype=torch.float16))
+        (torch.float32, torch.float16)
+    """
+    out = tensors[0].dtype
+    for t in tensors[1:]:
+        out = torch.promote_types(out, t.dtype)
+    compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out
+    return compute, out
