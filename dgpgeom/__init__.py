@@ -2,11 +2,31 @@
 
 Batched, differentiable weighted-DLT solvers that place a root-relative 3D
 shape in camera space from its 2D keypoints and the camera intrinsics, with
-analytic backward passes (Valassakis et al., *HandDGP*, ECCV 2024).
+analytic backward passes (Valassakis and Garcia-Hernando, *HandDGP*, ECCV 2024).
 """
 
+from dgpgeom import nn, solvers
 from dgpgeom._validate import ShapeError
+from dgpgeom.nn import DifferentiableGlobalPositioning
+from dgpgeom.solvers import (
+    MeshPlacement,
+    TranslationSolution,
+    position_mesh,
+    regress_keypoints,
+    solve_translation,
+)
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ShapeError", "__version__"]
+__all__ = [
+    "DifferentiableGlobalPositioning",
+    "MeshPlacement",
+    "ShapeError",
+    "TranslationSolution",
+    "__version__",
+    "nn",
+    "position_mesh",
+    "regress_keypoints",
+    "solve_translation",
+    "solvers",
+]

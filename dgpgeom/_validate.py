@@ -92,9 +92,7 @@ class ShapeChecker:
         core = tokens[1:] if has_batch else tokens
         shape = tuple(tensor.shape)
         if len(shape) < len(core) or (not has_batch and len(shape) != len(core)):
-            raise ShapeError(
-                f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}"
-            )
+            raise ShapeError(f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}")
         batch, tail = shape[: len(shape) - len(core)], shape[len(shape) - len(core) :]
         for token, size in zip(core, tail, strict=True):
             if token == "_":

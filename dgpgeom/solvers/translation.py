@@ -229,15 +229,18 @@ def _statistics(
     sigma2 = (sys.omega * residual.square().sum(-1)).sum(-1) / dof  # = σ̂² / S
     u = torch.cat((sys.mean_xn / mu, torch.ones_like(sys.mean_xn[..., :1])), dim=-1)
     diag = xn.new_tensor([1.0, 1.0, 0.0]) / mu
-    inverse = torch.diag_embed(diag.expand_as(u)) + u.unsqueeze(-1) * u.unsqueeze(-2) / sys.pivot[
-        ..., None, None
-    ]
+    inverse = (
+        torch.diag_embed(diag.expand_as(u))
+        + u.unsqueeze(-1) * u.unsqueeze(-2) / sys.pivot[..., None, None]
+    )
     covariance = torch.where(
         valid[..., None, None], sigma2[..., None, None] * inverse, torch.zeros_like(inverse)
     )
 
     # Reprojection error in pixels: K's upper 2x2 applied to the normalised error.
-    safe_depth = torch.where(depth > MIN_RESIDUAL_DEPTH, depth, torch.full_like(depth, MIN_RESIDUAL_DEPTH))
+    safe_depth = torch.where(
+        depth > MIN_RESIDUAL_DEPTH, depth, torch.full_like(depth, MIN_RESIDUAL_DEPTH)
+    )
     error = residual / safe_depth.unsqueeze(-1)
     ex = intrinsics[..., 0, 0, None] * error[..., 0] + intrinsics[..., 0, 1, None] * error[..., 1]
     ey = intrinsics[..., 1, 1, None] * error[..., 1]

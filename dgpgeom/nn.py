@@ -1,0 +1,66 @@
+"""``nn.Module`` twins of the functional API. They hold configuration only."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from dgpgeom.solvers.placement import MeshPlacement, position_mesh
+from dgpgeom.solvers.translation import solve_translation
+
+__all__ = ["DifferentiableGlobalPositioning"]
+
+
+class DifferentiableGlobalPositioning(nn.Module):
+    """Module twin of :func:`~dgpgeom.position_mesh`; holds the regressor and damping.
+
+    Without a ``joint_regressor`` the 3D input is taken as the keypoints themselves,
+    and ``vertices_cam`` equals ``keypoints_cam``.
+
+    Args:
+        joint_regressor: `(N, V)` dense or sparse, stored as a buffer; or ``None``.
+        damping: see :func:`~dgpgeom.solve_translation`.
+
+    Example:
+        >>> import torch
+        >>> dgp = DifferentiableGlobalPositioning()
+        >>> K = torch.tensor([[500.0, 0.0, 112.0], [0.0, 500.0, 112.0], [0.0, 0.0, 1.0]])
+        >>> points3d = torch.tensor([[0.0, 0.0, 0.0], [0.06, 0.0, 0.0], [0.0, 0.06, 0.01]])
+        >>> camera = points3d + torch.tensor([0.0, 0.0, 0.5])
+        >>> dgp(points3d, camera[:, :2] / camera[:, 2:] * 500.0 + 112.0, K).translation.round(decimals=4)
+        tensor([0.0000, 0.0000, 0.5000])
+    """
+
+    def __init__(self, joint_regressor: Tensor | None = None, *, damping: float = 0.0) -> None:
+        super().__init__()
+        self.damping = float(damping)
+        self.register_buffer("joint_regressor", joint_regressor)
+
+    def forward(
+        self,
+        points3d: Tensor,
+        points2d: Tensor,
+        intrinsics: Tensor,
+        weights: Tensor | None = None,
+        prior: Tensor | None = None,
+    ) -> MeshPlacement:
+        """See :func:`~dgpgeom.position_mesh`; ``points3d`` are vertices `(..., V, 3)`
+        when a regressor is held, else keypoints `(..., N, 3)`."""
+        if self.joint_regressor is not None:
+            return position_mesh(
+                points3d,
+                points2d,
+                intrinsics,
+                self.joint_regressor,
+                weights,
+                damping=self.damping,
+                prior=prior,
+            )
+        solution = solve_translation(
+            points2d, points3d, intrinsics, weights, damping=self.damping, prior=prior
+        )
+        placed = points3d + solution.translation.unsqueeze(-2)
+        return MeshPlacement(placed, placed, solution.translation, solution.valid)
+
+    def extra_repr(self) -> str:
+        shape = None if self.joint_regressor is None else tuple(self.joint_regressor.shape)
+        return f"joint_regressor={shape}, damping={self.damping}"
