@@ -51,7 +51,9 @@ class TestHandDGPNet:
         assert out.vertices.shape == (2, 96, 3) and out.vertices_cam.shape == (2, 96, 3)
         assert out.weights.shape == (2, 21) and out.valid.shape == (2,)
         assert torch.allclose(out.keypoints3d[:, 0], torch.zeros(2, 3), atol=1e-6)
-        assert torch.allclose(out.vertices_cam - out.vertices, out.translation[:, None].expand(-1, 96, -1))
+        assert torch.allclose(
+            out.vertices_cam - out.vertices, out.translation[:, None].expand(-1, 96, -1)
+        )
 
     def test_dgp_translation_is_the_weighted_solve(self):
         torch.manual_seed(0)
@@ -122,7 +124,9 @@ class TestSpiralLayers:
         spirals = torch.tensor([[0, 1], [1, 0]])
         conv = DepthwiseSpiralConv(3, 5, spirals)
         x = torch.randn(2, 2, 3)
-        filtered = x[:, spirals[:, 0]] * conv.depthwise[:, 0] + x[:, spirals[:, 1]] * conv.depthwise[:, 1]
+        filtered = (
+            x[:, spirals[:, 0]] * conv.depthwise[:, 0] + x[:, spirals[:, 1]] * conv.depthwise[:, 1]
+        )
         assert torch.allclose(conv(x), conv.pointwise(filtered), atol=1e-6)
 
     def test_upsample_equals_dense_matrix_product(self):

@@ -91,7 +91,9 @@ class HandDGPNet(nn.Module):
     ) -> None:
         super().__init__()
         if config.positioning not in POSITIONING:
-            raise ValueError(f"positioning: expected one of {POSITIONING}, got {config.positioning!r}")
+            raise ValueError(
+                f"positioning: expected one of {POSITIONING}, got {config.positioning!r}"
+            )
         self.config = config
         num_keypoints = joint_regressor.shape[0]
         self.register_buffer("joint_regressor", joint_regressor.float().to_dense())
