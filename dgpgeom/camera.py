@@ -22,12 +22,15 @@ bfloat16 in float32 (returning the input dtype).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor
 
 from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+
+if TYPE_CHECKING:
+    from kornia.geometry.camera import PinholeCamera
 
 __all__ = [
     "Projection",
@@ -229,6 +232,8 @@ def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3
     mask is returned always (in a NamedTuple, rather than behind a flag that
     changes the return type) because ignoring it is the classic way such
     points corrupt a loss; ``project(...).points2d`` reads the pixels alone.
+    (In float16 the clamped projections of such points can exceed the float16
+    range; mask them before reducing.)
 
     Args:
         points3d_cam: `(..., N, 3)` camera-space points, metres.
@@ -449,7 +454,7 @@ def intrinsics_to_pinhole(
     intrinsics: Tensor,
     image_size: Sequence[int] | Tensor,
     extrinsics: Tensor | None = None,
-):
+) -> PinholeCamera:
     """Wrap intrinsics in a ``kornia.geometry.camera.PinholeCamera``.
 
     See the Conventions page (docs/conventions.md). kornia's cameras use the
@@ -497,7 +502,7 @@ def intrinsics_to_pinhole(
     return PinholeCamera(k4, extrinsics, hw[:, 0], hw[:, 1])
 
 
-def pinhole_to_intrinsics(camera) -> Tensor:
+def pinhole_to_intrinsics(camera: PinholeCamera) -> Tensor:
     """Read the `(B, 3, 3)` intrinsics of a ``kornia.geometry.camera.PinholeCamera``.
 
     See the Conventions page (docs/conventions.md). The extrinsics and image
