@@ -5,9 +5,11 @@ shape in camera space from its 2D keypoints and the camera intrinsics, with
 analytic backward passes (Valassakis and Garcia-Hernando, *HandDGP*, ECCV 2024).
 """
 
-from dgpgeom import nn, solvers
+from dgpgeom import camera, nn, solvers
+from dgpgeom import rectify as rectification
 from dgpgeom._validate import ShapeError
 from dgpgeom.nn import DifferentiableGlobalPositioning
+from dgpgeom.rectify import Rectification, rectify
 from dgpgeom.solvers import (
     MeshPlacement,
     TranslationSolution,
@@ -21,11 +23,15 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DifferentiableGlobalPositioning",
     "MeshPlacement",
+    "Rectification",
     "ShapeError",
     "TranslationSolution",
     "__version__",
+    "camera",
     "nn",
     "position_mesh",
+    "rectification",
+    "rectify",
     "regress_keypoints",
     "solve_translation",
     "solvers",
