@@ -256,6 +256,10 @@ def train(
         )
         plot_curves(run_dir)
     if world > 1:
+        # DDP re-broadcasts buffers (BatchNorm statistics) from rank 0 at each forward;
+        # do it once more so every replica ends identical to the saved model.
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
         dist.barrier()
         dist.destroy_process_group()
     return {"steps": step, "total_steps": total_steps, "losses": running}

@@ -78,3 +78,34 @@ class TestTrain:
         assert json.loads((tmp_path / "config.json").read_text())["name"] == "toy"
         state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
         assert state["step"] == 30 and set(state) == {"model", "optimizer", "config", "step"}
+
+
+class TestDistributed:
+    def test_two_gloo_processes_keep_identical_replicas(self, tmp_path):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        worker = Path(__file__).with_name("ddp_worker.py")
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(worker),
+            str(tmp_path),
+        ]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+        # 16 samples, batch 2 per rank, 2 ranks: 4 steps of one epoch.
+        assert a["steps"] == b["steps"] == 4
+        initial = toy_net().state_dict()
+        changed = False
+        for name, value in a["state"].items():
+            assert torch.equal(value, b["state"][name]), name
+            changed |= not torch.equal(value, initial[name])
+        assert changed, "training did not change the weights"
