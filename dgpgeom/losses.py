@@ -7,9 +7,11 @@ Every loss here is a plain function; the HandDGP paper's camera-space losses
 
 The projection losses share one kernel, :func:`reprojection_loss`, written as a
 custom :class:`torch.autograd.Function` that saves only its inputs and recomputes
-the projection in its backward pass: plain autograd keeps about a dozen
-`(..., N, 2)` intermediates alive until the backward pass, the fused version none
-(``benchmarks/bench_losses.py`` measures both).
+the projection in its backward pass. Plain autograd keeps the projection's
+intermediates alive until the backward pass (12 bytes per point in float32 for the
+plain L1 loss, 30 with Huber, weights and a mask), the fused version nothing but
+references to its inputs; its backward also peaks lower (``benchmarks/bench_losses.py``
+measures both).
 
 Shared conventions (see the Conventions page, ``docs/conventions.md``):
 
@@ -109,7 +111,7 @@ def _half_penalty_derivative(r: Tensor, kind: str, delta: float, inplace: bool) 
     if kind == "l1":  # sign(r) is 0 at r == 0, as autograd's abs
         return r.sign_().mul_(0.5) if inplace else 0.5 * torch.sign(r)
     if kind == "l2":
-        return r if inplace else 1.0 * r
+        return r
     return r.clamp_(-delta, delta).mul_(0.5) if inplace else 0.5 * r.clamp(-delta, delta)
 
 
@@ -657,11 +659,10 @@ def edge_length_loss(
     """
     _check_choice(reduction, "reduction", _REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
-    first = torch.tensor([0, 0, 1], device=pred.device)
-    second = torch.tensor([1, 2, 2], device=pred.device)
 
     def lengths(c: Tensor) -> Tensor:
-        edges = c.index_select(-2, first) - c.index_select(-2, second)  # (..., F, 3, 3)
+        a, b, c = c.unbind(-2)
+        edges = torch.stack((a - b, a - c, b - c), dim=-2)  # (..., F, 3, 3)
         return _safe_sqrt(edges.square().sum(-1))  # (..., F, 3)
 
     per_edge = (lengths(pred) - lengths(gt)).abs()
@@ -719,9 +720,8 @@ def normal_loss(
     _check_choice(reduction, "reduction", _REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
     normalize = torch.nn.functional.normalize
-    first = torch.tensor([1, 2, 2], device=pred.device)  # edges b-a, c-a, c-b
-    second = torch.tensor([0, 0, 1], device=pred.device)
-    edges = normalize(pred.index_select(-2, first) - pred.index_select(-2, second), dim=-1)
+    a, b, c = pred.unbind(-2)
+    edges = normalize(torch.stack((b - a, c - a, c - b), dim=-2), dim=-1)
     ab = normalize(gt[..., 1, :] - gt[..., 0, :], dim=-1)
     ac = normalize(gt[..., 2, :] - gt[..., 0, :], dim=-1)
     normal = normalize(torch.linalg.cross(ab, ac), dim=-1)  # (..., F, 3)
