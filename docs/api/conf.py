@@ -49,6 +49,7 @@ default_role = "literal"
 # --- cross-references ---------------------------------------------------------
 OFFLINE = os.environ.get("DGPGEOM_DOCS_OFFLINE", "1") != "0"
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
+intersphinx_timeout = 30
 if not OFFLINE:
     intersphinx_mapping = {
         "python": ("https://docs.python.org/3", None),
