@@ -4,9 +4,10 @@ The reference is built first, by Sphinx::
 
     sphinx-build -W --keep-going -b html docs/api build/api
 
-and this hook adds the generated files to the site as ``api/...``, so that links
-such as ``[solve_translation](reference.md)`` -> ``api/solvers.html`` are checked
-by ``mkdocs build --strict`` and served by ``mkdocs serve``. A missing build is a
+and this hook adds the generated files to the site under ``api/``. Links from the
+guide's pages into the reference, such as ``[...](api/solvers.html#...)`` in
+``reference.md``, are then checked by ``mkdocs build --strict`` like any other
+link, and ``mkdocs serve`` serves the reference too. A missing Sphinx build is a
 warning, which fails a strict build.
 """
 
