@@ -1,0 +1,1 @@
+"""Data for the HandDGP reference model: a mesh renderer and data-set readers."""
