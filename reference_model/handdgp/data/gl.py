@@ -5,8 +5,9 @@ cache is keyed by ``(pid, thread id)``, so a forked child (a ``DataLoader``
 worker) never touches its parent's context and creates its own.
 
 Mesa's software rasterizer (llvmpipe) keeps a pool of rasterizer threads per
-process. After a fork the child has the parent's driver state but not those
-threads, and any context it creates then waits for them forever. We therefore
+process. After a fork the child inherits the parent's driver state but not
+those threads, and rendering in the child, even with a context of its own,
+hangs (observed with Mesa 22.3 when the parent had rendered). We therefore
 default ``LP_NUM_THREADS`` to ``0`` (rasterize in the calling thread) before the
 first context is made; that is also the right setting when parallelism comes
 from data-loading worker processes. A process that set ``LP_NUM_THREADS`` to a
@@ -86,6 +87,14 @@ class _State:
 _STATES: dict[tuple[int, int], _State] = {}
 _FAILURES: dict[int, str] = {}
 _LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _create_state() -> _State:

@@ -10,8 +10,10 @@ moderngl on a headless EGL context (Mesa's llvmpipe on a CPU-only machine),
 ``"torch"`` with the small pure-torch rasterizer of
 :mod:`handdgp.data.rasterize`. ``"auto"`` takes EGL when a context can be made
 and falls back to torch (with a warning) otherwise. Coverage of the two differs
-only at pixel centres that lie exactly on a triangle edge (OpenGL's top-left
-rule versus "edges included"); the tests bound the disagreement.
+only at pixel centres on or within OpenGL's sub-pixel snapping (1/256 px with
+llvmpipe) of a triangle edge (OpenGL's top-left rule versus "edges included"):
+the tests allow 0.2 % of the silhouette's pixels to differ, all on its boundary
+(0.004 % measured on ellipsoids with an occluder at 128 and 224 px).
 
 The EGL backend stores colour with 8 bits per channel (depth and face ids in
 float32); the torch backend keeps full precision.
