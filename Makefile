@@ -8,26 +8,30 @@ TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed-dev
 MKDOCS  := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: venv demo test lint docs docs-serve bench clean
+.PHONY: venv system-deps demo test lint docs docs-serve bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml reference_model/pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev,bench,docs]"
+	$(BIN)/pip install --quiet -e ".[dev,bench,docs]" -e ./reference_model
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# EGL and Mesa (llvmpipe) for the reference model's headless renderer.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: system-deps $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The README's test command: lint, the whole test suite (doctests and the guide's
 # code blocks included; slow training-sized tests run in their small form), and
 # both documentation builds with warnings as errors.
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 	$(MAKE) --no-print-directory docs
