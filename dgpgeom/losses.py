@@ -7,9 +7,11 @@ Every loss here is a plain function; the HandDGP paper's camera-space losses
 
 The projection losses share one kernel, :func:`reprojection_loss`, written as a
 custom :class:`torch.autograd.Function` that saves only its inputs and recomputes
-the projection in its backward pass: plain autograd keeps about a dozen
-`(..., N, 2)` intermediates alive until the backward pass, the fused version none
-(``benchmarks/bench_losses.py`` measures both).
+the projection in its backward pass. Plain autograd keeps the projection's
+intermediates alive until the backward pass (12 bytes per point in float32 for the
+plain L1 loss, 30 with Huber, weights and a mask), the fused version nothing but
+references to its inputs; its backward also peaks lower (``benchmarks/bench_losses.py``
+measures both).
 
 Shared conventions (see the Conventions page, ``docs/conventions.md``):
 
@@ -104,12 +106,13 @@ def _penalty(r: Tensor, kind: str, delta: float) -> Tensor:
     return torch.where(a <= delta, 0.5 * r.square(), delta * (a - 0.5 * delta))
 
 
-def _penalty_derivative(r: Tensor, kind: str, delta: float) -> Tensor:
-    if kind == "l1":
-        return torch.sign(r)  # 0 at r == 0, as autograd's abs
+def _half_penalty_derivative(r: Tensor, kind: str, delta: float, inplace: bool) -> Tensor:
+    """Derivative of ``0.5 * penalty(r)``; overwrites ``r`` when ``inplace``."""
+    if kind == "l1":  # sign(r) is 0 at r == 0, as autograd's abs
+        return r.sign_().mul_(0.5) if inplace else 0.5 * torch.sign(r)
     if kind == "l2":
-        return 2.0 * r
-    return r.clamp(-delta, delta)
+        return r
+    return r.clamp_(-delta, delta).mul_(0.5) if inplace else 0.5 * r.clamp(-delta, delta)
 
 
 class _Projected:
@@ -155,7 +158,7 @@ def _per_point_loss(
 ) -> Tensor:
     """`(..., N)`: mean over (x, y) of the penalised pixel residual, times weight and mask."""
     p = _Projected(points3d_cam, points2d, intrinsics, weights, valid, min_depth)
-    loss = 0.5 * _penalty(p.residual, kind, delta).sum(-1)
+    loss = _penalty(p.residual, kind, delta).mean(-1)
     if p.weights is not None:
         loss = loss * p.weights
     if valid is not None:
@@ -182,34 +185,70 @@ class _ReprojectionLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        points3d_cam, points2d, intrinsics, weights, valid = ctx.saved_tensors
-        kind, delta, min_depth = ctx.kind, ctx.delta, ctx.min_depth
-        p = _Projected(points3d_cam, points2d, intrinsics, weights, valid, min_depth)
+        # With create_graph the backward must be differentiable, so it is written out
+        # of place; otherwise buffers are reused and freed early (lower peak memory).
+        return _reprojection_backward(
+            *ctx.saved_tensors,
+            grad,
+            ctx.kind,
+            ctx.delta,
+            ctx.min_depth,
+            ctx.needs_input_grad,
+            inplace=not torch.is_grad_enabled(),
+        )
 
-        coef = 0.5 * grad
-        if p.weights is not None:
-            coef = coef * p.weights
+
+def _reprojection_backward(
+    points3d_cam: Tensor,
+    points2d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor | None,
+    valid: Tensor | None,
+    grad: Tensor,
+    kind: str,
+    delta: float,
+    min_depth: float,
+    needs: tuple[bool, ...],
+    *,
+    inplace: bool,
+) -> tuple[Tensor | None, ...]:
+    p = _Projected(points3d_cam, points2d, intrinsics, weights, valid, min_depth)
+    g_points3d = g_points2d = g_intrinsics = g_weights = None
+    if needs[3]:
+        g_weights = grad * _penalty(p.residual, kind, delta).mean(-1)
         if valid is not None:
-            coef = torch.where(valid, coef, torch.zeros_like(coef))
-        g_res = coef.unsqueeze(-1) * _penalty_derivative(p.residual, kind, delta)  # (..., N, 2)
+            g_weights = torch.where(valid, g_weights, torch.zeros_like(g_weights))
 
-        g_points3d = g_points2d = g_intrinsics = g_weights = None
-        if ctx.needs_input_grad[0]:
-            g_ab = g_res @ p.k2
-            g_xy = g_ab / p.depth.unsqueeze(-1)
-            g_z = -(g_ab * p.ab).sum(-1) / p.depth
+    # Gradient w.r.t. the pixel residual, (..., N, 2).
+    g_res = _half_penalty_derivative(p.residual, kind, delta, inplace)
+    del p.residual
+    scale = grad if p.weights is None else grad * p.weights
+    if valid is not None:
+        scale = torch.where(valid, scale, torch.zeros_like(scale))
+    g_res = g_res.mul_(scale.unsqueeze(-1)) if inplace else g_res * scale.unsqueeze(-1)
+    del scale
+
+    if needs[1]:
+        g_points2d = -g_res
+    if needs[2]:
+        g_top = torch.cat((g_res.mT @ p.ab, g_res.sum(-2).unsqueeze(-1)), dim=-1)  # (..., 2, 3)
+        g_intrinsics = torch.cat((g_top, torch.zeros_like(g_top[..., :1, :])), dim=-2)
+    if needs[0]:
+        # d(uv)/d(xyz) = K2 @ [[1, 0, -a], [0, 1, -b]] / depth, with (a, b) = (x, y) / depth.
+        g_ab = g_res @ p.k2
+        del g_res
+        depth = p.depth.unsqueeze(-1)
+        g_xy = g_ab.div_(depth) if inplace else g_ab / depth
+        del g_ab
+        along = p.ab.mul_(g_xy) if inplace else p.ab * g_xy
+        g_z = -along.sum(-1)
+        del along
+        if inplace:
+            g_z.masked_fill_(p.z < min_depth, 0.0)
+        else:
             g_z = torch.where(p.z >= min_depth, g_z, torch.zeros_like(g_z))
-            g_points3d = torch.cat((g_xy, g_z.unsqueeze(-1)), dim=-1)
-        if ctx.needs_input_grad[1]:
-            g_points2d = -g_res
-        if ctx.needs_input_grad[2]:
-            g_top = torch.cat((g_res.mT @ p.ab, g_res.sum(-2).unsqueeze(-1)), dim=-1)  # (..., 2, 3)
-            g_intrinsics = torch.cat((g_top, torch.zeros_like(g_top[..., :1, :])), dim=-2)
-        if ctx.needs_input_grad[3]:
-            g_weights = grad * 0.5 * _penalty(p.residual, kind, delta).sum(-1)
-            if valid is not None:
-                g_weights = torch.where(valid, g_weights, torch.zeros_like(g_weights))
-        return g_points3d, g_points2d, g_intrinsics, g_weights, None, None, None, None
+        g_points3d = torch.cat((g_xy, g_z.unsqueeze(-1)), dim=-1)
+    return g_points3d, g_points2d, g_intrinsics, g_weights, None, None, None, None
 
 
 def _prepare_reprojection(
@@ -620,11 +659,10 @@ def edge_length_loss(
     """
     _check_choice(reduction, "reduction", _REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
-    first = torch.tensor([0, 0, 1], device=pred.device)
-    second = torch.tensor([1, 2, 2], device=pred.device)
 
     def lengths(c: Tensor) -> Tensor:
-        edges = c.index_select(-2, first) - c.index_select(-2, second)  # (..., F, 3, 3)
+        a, b, c = c.unbind(-2)
+        edges = torch.stack((a - b, a - c, b - c), dim=-2)  # (..., F, 3, 3)
         return _safe_sqrt(edges.square().sum(-1))  # (..., F, 3)
 
     per_edge = (lengths(pred) - lengths(gt)).abs()
@@ -682,9 +720,8 @@ def normal_loss(
     _check_choice(reduction, "reduction", _REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
     normalize = torch.nn.functional.normalize
-    first = torch.tensor([1, 2, 2], device=pred.device)  # edges b-a, c-a, c-b
-    second = torch.tensor([0, 0, 1], device=pred.device)
-    edges = normalize(pred.index_select(-2, first) - pred.index_select(-2, second), dim=-1)
+    a, b, c = pred.unbind(-2)
+    edges = normalize(torch.stack((b - a, c - a, c - b), dim=-2), dim=-1)
     ab = normalize(gt[..., 1, :] - gt[..., 0, :], dim=-1)
     ac = normalize(gt[..., 2, :] - gt[..., 0, :], dim=-1)
     normal = normalize(torch.linalg.cross(ab, ac), dim=-1)  # (..., F, 3)

@@ -463,9 +463,9 @@ def f_score(
     pred = pred.to(dtype).expand(*batch, *pred.shape[-2:])
     gt = gt.to(dtype).expand(*batch, *gt.shape[-2:])
     to_gt, to_pred = _nearest_both_ways(pred, gt, chunk_elements)
-    t = torch.tensor(thresholds, dtype=dtype, device=pred.device)
-    precision = (to_gt.unsqueeze(-1) < t).to(dtype).mean(-2)
-    recall = (to_pred.unsqueeze(-1) < t).to(dtype).mean(-2)
+    # Python-float comparisons: no threshold tensor is copied to the device.
+    precision = torch.stack([(to_gt < t).to(dtype).mean(-1) for t in thresholds], dim=-1)
+    recall = torch.stack([(to_pred < t).to(dtype).mean(-1) for t in thresholds], dim=-1)
     total = precision + recall
     f = torch.where(total > 0, 2.0 * precision * recall / torch.where(total > 0, total, 1.0), 0.0)
     return FScore(f.to(out_dtype), precision.to(out_dtype), recall.to(out_dtype))

@@ -69,7 +69,7 @@ def random_intrinsics(
         batch_shape: leading shape of the result.
         image_size: ``(height, width)`` pixels.
         focal_range: range of ``fx`` in pixels; ``fy = fx · U(0.9, 1.1)``.
-        skew: draw a small skew (|s| < 0.01 fx) as well.
+        skew: draw a small skew (``|s| < 0.01 fx``) as well.
         generator: the random source.
         dtype: floating dtype of the result.
 
