@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from handdgp.config import LossConfig
-from handdgp.net.model import HandPrediction
 from torch import Tensor
 
 from dgpgeom import losses
+from dgpgeom.camera import project
+from handdgp.config import LossConfig
+from handdgp.net.model import HandPrediction
 
 __all__ = ["BATCH_KEYS", "training_losses"]
 
@@ -57,7 +58,7 @@ def training_losses(
             / image_size
         )
     if weights.vertex2d > 0:
-        target = _project(batch["vertices"], intrinsics)
+        target = project(batch["vertices"], intrinsics).points2d
         mask = valid.unsqueeze(-1).expand(target.shape[:-1])
         terms["vertex2d"] = (
             losses.vertex_projection_loss(prediction.vertices_cam, target, intrinsics, mask)
@@ -65,8 +66,3 @@ def training_losses(
         )
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return total, {name: value.detach() for name, value in terms.items()}
-
-
-def _project(points: Tensor, intrinsics: Tensor) -> Tensor:
-    uvw = points @ intrinsics.transpose(-1, -2)
-    return uvw[..., :2] / uvw[..., 2:].clamp(min=1e-3)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import Tensor, nn
+
 from handdgp.net.sampling import sample_at_points
 from handdgp.net.spiral import DepthwiseSpiralConv, MeshUpsample
-from torch import Tensor, nn
 
 __all__ = ["MeshDecoder"]
 

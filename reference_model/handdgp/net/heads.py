@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from handdgp.net.sampling import sample_at_points
 from torch import Tensor, nn
+
+from handdgp.net.sampling import sample_at_points
 
 __all__ = ["KeypointHead", "RootDepthHead", "WeightHead"]
 

@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import torch
-from handdgp.net.decoder import MeshDecoder
-from handdgp.net.encoder import Encoder
-from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
 from torch import Tensor, nn
 
 import dgpgeom
+from handdgp.net.decoder import MeshDecoder
+from handdgp.net.encoder import Encoder
+from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
 
 __all__ = ["HandDGPNet", "HandPrediction", "NetConfig"]
 
@@ -148,7 +148,7 @@ class HandDGPNet(nn.Module):
 
         if self.root_head is not None:
             depth = self.root_head(features.coarse)
-            root_ray = dgpgeom.solvers.translation._normalize(keypoints2d[:, :1], intrinsics)
+            root_ray = dgpgeom.camera.normalize_points(keypoints2d[:, :1], intrinsics)
             translation = torch.cat((root_ray[:, 0] * depth[:, None], depth[:, None]), dim=-1)
             valid = torch.ones_like(depth, dtype=torch.bool)
         elif self.config.positioning == "refine":
