@@ -16,6 +16,7 @@ import math
 import time
 
 import torch
+
 from handdgp.data.render import egl_available, render_mesh
 
 

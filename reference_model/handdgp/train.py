@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
 from handdgp.config import ExperimentConfig
 from handdgp.net.model import HandDGPNet
 from handdgp.objective import training_losses
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 __all__ = ["EpochSampler", "TrainingComponents", "load_checkpoint", "train"]
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from handdgp.config import ExperimentConfig, TrainConfig
 from handdgp.train import TrainingComponents, train
 

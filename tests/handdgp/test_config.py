@@ -3,6 +3,7 @@
 from importlib import resources
 
 import pytest
+
 from handdgp.config import ExperimentConfig, load_config
 
 CONFIGS = resources.files("handdgp") / "configs"

@@ -4,12 +4,12 @@ import itertools
 
 import pytest
 import torch
+
+import dgpgeom
 from handdgp.net import HandDGPNet, NetConfig
 from handdgp.net.heads import KeypointHead
 from handdgp.net.sampling import sample_at_points
 from handdgp.net.spiral import DepthwiseSpiralConv, MeshUpsample, SpiralConv
-
-import dgpgeom
 
 
 def toy_hierarchy(sizes=(96, 48, 24), seed=0):
@@ -136,3 +136,5 @@ class TestSpiralLayers:
         assert torch.allclose(up(x), upsampling[0] @ x, atol=1e-5)
         sparse = MeshUpsample(upsampling[0].to_sparse())
         assert torch.allclose(sparse(x), up(x))
+        pair = MeshUpsample((up.index, up.weights))
+        assert torch.allclose(pair(x), up(x))

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from handdgp.data import (
     FREIHAND_VERSIONS,
     HO3D_TO_FREIHAND,

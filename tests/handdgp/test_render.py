@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from dgpgeom._validate import ShapeError
 from handdgp.data import gl, render
 from handdgp.data.rasterize import interpolate_attributes, rasterize_triangles
 from handdgp.data.render import (
@@ -28,8 +30,6 @@ from handdgp.data.render import (
     render_mesh,
     vertex_normals,
 )
-
-from dgpgeom._validate import ShapeError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from handdgp.config import ExperimentConfig, TrainConfig
 from handdgp.train import EpochSampler, TrainingComponents, load_checkpoint, train
 

@@ -3,8 +3,9 @@
 import itertools
 
 import torch
-from handdgp.net import HandDGPNet, NetConfig
 from torch.utils.data import Dataset
+
+from handdgp.net import HandDGPNet, NetConfig
 
 
 def toy_hierarchy(sizes=(96, 48, 24), seed=0):

@@ -41,7 +41,7 @@ class MeshDecoder(nn.Module):
         num_keypoints: int,
         image_size: int,
         spirals: Sequence[Tensor],
-        upsampling: Sequence[Tensor],
+        upsampling: Sequence[Tensor | tuple[Tensor, Tensor]],
         channels: Sequence[int] = (256, 128, 64, 32),
         vertex_scale: float = 0.2,
     ) -> None:

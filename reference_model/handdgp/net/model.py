@@ -79,7 +79,8 @@ class HandDGPNet(nn.Module):
         config: the architecture.
         joint_regressor: `(21, V)` dense keypoint regressor of the template mesh.
         spirals: per mesh level, finest first, `(V_l, L)` spiral indices.
-        upsampling: per level transition, finest first, `(V_l, V_{l+1})` matrices.
+        upsampling: per level transition, finest first, `(V_l, V_{l+1})` matrices
+            or `(index, weight)` pairs (see :class:`~handdgp.net.spiral.MeshUpsample`).
     """
 
     def __init__(
@@ -87,7 +88,7 @@ class HandDGPNet(nn.Module):
         config: NetConfig,
         joint_regressor: Tensor,
         spirals: Sequence[Tensor],
-        upsampling: Sequence[Tensor],
+        upsampling: Sequence[Tensor | tuple[Tensor, Tensor]],
     ) -> None:
         super().__init__()
         if config.positioning not in POSITIONING:

@@ -71,17 +71,21 @@ class MeshUpsample(nn.Module):
     runs on any device and under ``torch.compile``, unlike a sparse matrix.
 
     Args:
-        up: `(V_fine, V_coarse)` dense or sparse matrix whose rows have at most
-            ``K`` non-zeros.
+        up: either a `(V_fine, V_coarse)` dense or sparse matrix whose rows have at
+            most ``K`` non-zeros, or an ``(index, weight)`` pair of `(V_fine, K)`
+            tensors (as :class:`handdgp.hand.template.MeshHierarchy` stores them).
     """
 
-    def __init__(self, up: Tensor) -> None:
+    def __init__(self, up: Tensor | tuple[Tensor, Tensor]) -> None:
         super().__init__()
-        dense = up.to_dense() if up.layout != torch.strided else up
-        width = int((dense != 0).sum(1).max())
-        weights, index = dense.abs().topk(max(width, 1), dim=1)
-        weights = torch.gather(dense, 1, index)
-        self.register_buffer("index", index, persistent=False)
+        if isinstance(up, tuple):
+            index, weights = up
+        else:
+            dense = up.to_dense() if up.layout != torch.strided else up
+            width = int((dense != 0).sum(1).max())
+            index = dense.abs().topk(max(width, 1), dim=1).indices
+            weights = torch.gather(dense, 1, index)
+        self.register_buffer("index", index.long(), persistent=False)
         self.register_buffer("weights", weights.float(), persistent=False)
 
     def forward(self, features: Tensor) -> Tensor:
