@@ -1,11 +1,12 @@
-"""A toy mesh hierarchy and a toy crop data set for fast training tests."""
+"""A toy mesh hierarchy, net and crop data set for fast training and evaluation tests."""
 
 import itertools
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
-from handdgp.net import HandDGPNet, NetConfig
+from handdgp.net import HandDGPNet, HandPrediction, NetConfig
 
 
 def toy_hierarchy(sizes=(96, 48, 24), seed=0):
@@ -31,6 +32,12 @@ def toy_net(**overrides):
     regressor, spirals, upsampling, _ = toy_hierarchy()
     config = NetConfig(image_size=32, width=0.125, decoder_channels=(16, 8), **overrides)
     return HandDGPNet(config, regressor, spirals, upsampling)
+
+
+def toy_model_factory(config):
+    """A :data:`handdgp.loading.ModelFactory` building the toy net for ``config.net``."""
+    regressor, spirals, upsampling, faces = toy_hierarchy()
+    return HandDGPNet(config.net, regressor, spirals, upsampling), faces
 
 
 def canonical_k(size=32, focal=40.0):
@@ -71,3 +78,54 @@ class ToyCrops(Dataset):
             "vertices": vertices,
             "visibility": torch.ones(21, dtype=torch.bool),
         }
+
+
+class IndexedCrops(Dataset):
+    """``ToyCrops`` whose images carry their index (pixel (0, 0) of channel 0 is
+    ``index / 1000``), with the extra keys of the rectified data sets (identity
+    rotation and pixel map, the original intrinsics), for :class:`OracleNet`."""
+
+    def __init__(self, size=24, image_size=32):
+        self.base = ToyCrops(size, image_size)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, index):
+        item = dict(self.base[index])
+        item["image"] = item["image"].clone()
+        item["image"][0, 0, 0] = index / 1000.0
+        item["rotation"] = torch.eye(3)
+        item["to_original"] = torch.eye(3)
+        item["original_intrinsics"] = item["intrinsics"]
+        return item
+
+
+class OracleNet(nn.Module):
+    """Returns the ground truth of an :class:`IndexedCrops` item as a ``HandPrediction``,
+    with the translation moved by ``offset`` metres (zero: a perfect model)."""
+
+    def __init__(self, dataset, offset=(0.0, 0.0, 0.0), positioning="dgp"):
+        super().__init__()
+        self.config = NetConfig(image_size=dataset.base.image_size, positioning=positioning)
+        items = [dataset[i] for i in range(len(dataset))]
+        for key in ("keypoints2d", "keypoints3d", "vertices"):
+            self.register_buffer(key, torch.stack([item[key] for item in items]))
+        self.register_buffer("offset", torch.tensor(offset))
+
+    def forward(self, images, intrinsics):
+        index = torch.round(images[:, 0, 0, 0] * 1000.0).long()
+        kp, verts = self.keypoints3d[index], self.vertices[index]
+        root = kp[:, :1]
+        translation = root[:, 0] + self.offset
+        rel_kp, rel_verts = kp - root, verts - root
+        return HandPrediction(
+            self.keypoints2d[index],
+            rel_verts,
+            rel_kp,
+            torch.ones_like(kp[..., 0]),
+            translation,
+            rel_verts + translation[:, None],
+            rel_kp + translation[:, None],
+            torch.ones_like(index, dtype=torch.bool),
+        )
