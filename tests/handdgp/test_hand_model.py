@@ -169,6 +169,16 @@ class TestHandModel:
         out = model(_random_pose(2, dtype=dtype).to(device))
         assert out.vertices.device.type == device.type and out.vertices.dtype == dtype
 
+    def test_device_mismatch(self, model):
+        with pytest.raises(ShapeError, match="model's device"):
+            model(torch.zeros(20, 3, device="meta"))
+        with pytest.raises(ShapeError, match="model's device"):
+            model.regress_keypoints(torch.zeros(1609, 3, device="meta"))
+
+    def test_state_dict_holds_no_template(self, model):
+        # the template is configuration, not state: checkpoints stay small
+        assert len(model.state_dict()) == 0
+
     def test_meta_device(self, template):
         model = HandModel(template).to("meta")
         out = model(torch.zeros(8, 20, 3, device="meta"), torch.zeros(8, 10, device="meta"))
@@ -214,6 +224,7 @@ class TestHandModel:
 class TestRegressKeypoints:
     def test_smoke(self, model):
         assert model.regress_keypoints(torch.zeros(2, 1609, 3)).shape == (2, 21, 3)
+        assert model.regress_keypoints(torch.zeros(1609, 3, dtype=torch.float16)).dtype == torch.float16
 
     def test_bad_input(self, model):
         with pytest.raises(ShapeError, match="vertices"):

@@ -198,7 +198,6 @@ def export_anny_template(
     parents_anny = list(anny_model.bone_parents)
     if labels[0] != "root" or labels[1] != f"wrist.{suffix}" or parents_anny[1] != 0:
         raise RuntimeError(f"unexpected anny hand rig: {labels[:2]}")
-    num_bones = len(labels)
 
     # --- rest mesh and skeleton at the default phenotype, root frame
     vertices, local_poses, _ = _rest(anny_model)
@@ -354,6 +353,4 @@ def export_anny_template(
         regressor_nonzeros_per_row=float((regressor > 0).sum(1).mean()),
         file_bytes=Path(out).stat().st_size,
     )
-    if num_bones != 21:
-        log(f"note: the rig has {num_bones} bones")
     return report

@@ -66,24 +66,26 @@ class HandModel(torch.nn.Module):
             )
         self.parents = parents
         self.template_name = template.name
-        self.register_buffer("vertices", template.vertices.clone())
-        self.register_buffer("faces", template.faces.clone())
-        self.register_buffer("skinning_weights", template.skinning_weights.clone())
-        self.register_buffer("rest_joints", template.rest_joints.clone())
-        self.register_buffer("shapedirs", template.shapedirs.clone())
-        self.register_buffer("joint_shapedirs", template.joint_shapedirs.clone())
-        self.register_buffer("joint_regressor", template.joint_regressor.clone())
+        self.register_buffer("vertices", template.vertices.clone(), persistent=False)
+        self.register_buffer("faces", template.faces.clone(), persistent=False)
+        self.register_buffer("skinning_weights", template.skinning_weights.clone(), persistent=False)
+        self.register_buffer("rest_joints", template.rest_joints.clone(), persistent=False)
+        self.register_buffer("shapedirs", template.shapedirs.clone(), persistent=False)
+        self.register_buffer("joint_shapedirs", template.joint_shapedirs.clone(), persistent=False)
+        self.register_buffer("joint_regressor", template.joint_regressor.clone(), persistent=False)
         self.posedirs: torch.Tensor | None
         self.register_buffer(
-            "posedirs", None if template.posedirs is None else template.posedirs.clone()
+            "posedirs",
+            None if template.posedirs is None else template.posedirs.clone(),
+            persistent=False,
         )
         kp_joints = template.keypoint_joints
         is_tip = kp_joints < 0
         tip_slot = torch.cumsum(is_tip.long(), 0) - 1
-        self.register_buffer("_keypoint_is_tip", is_tip.clone())
-        self.register_buffer("_keypoint_joint", kp_joints.clamp(min=0).clone())
+        self.register_buffer("_keypoint_is_tip", is_tip.clone(), persistent=False)
+        self.register_buffer("_keypoint_joint", kp_joints.clamp(min=0).clone(), persistent=False)
         self.register_buffer(
-            "_keypoint_vertex", template.tip_vertices[tip_slot.clamp(min=0)].clone()
+            "_keypoint_vertex", template.tip_vertices[tip_slot.clamp(min=0)].clone(), persistent=False
         )
 
     @property
@@ -114,16 +116,12 @@ class HandModel(torch.nn.Module):
         if shape is not None:
             shape_batch = check(shape, "shape", f"... {self.num_shape}")
             tensors.append(shape)
-        if self.vertices.device != pose.device and pose.device.type != "meta":
-            raise ShapeError(
-                f"pose: expected a tensor on {self.vertices.device} (the model's device), got "
-                f"one on {pose.device}"
-            )
+        self._check_device(pose, "pose")
         batch = broadcast_batch_shapes(pose=pose_batch, shape=shape_batch)
         compute, out_dtype = compute_dtype(*tensors)
 
         def buf(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=pose.device, dtype=compute)
+            return t.to(dtype=compute)
 
         vertices = buf(self.vertices).expand(*batch, -1, -1)
         joints_rest = buf(self.rest_joints).expand(*batch, -1, -1)
@@ -158,9 +156,9 @@ class HandModel(torch.nn.Module):
         blend_trans = torch.einsum("vj,...ja->...va", weights, translations)
         posed = (blend_rot @ vertices.unsqueeze(-1)).squeeze(-1) + blend_trans
 
-        tips = posed.index_select(-2, self._keypoint_vertex.to(pose.device))
-        from_joints = joints.index_select(-2, self._keypoint_joint.to(pose.device))
-        keypoints = torch.where(self._keypoint_is_tip.to(pose.device).unsqueeze(-1), tips, from_joints)
+        tips = posed.index_select(-2, self._keypoint_vertex)
+        from_joints = joints.index_select(-2, self._keypoint_joint)
+        keypoints = torch.where(self._keypoint_is_tip.unsqueeze(-1), tips, from_joints)
         return HandOutput(
             posed.to(out_dtype), joints.to(out_dtype), keypoints.to(out_dtype), rotations.to(out_dtype)
         )
@@ -182,5 +180,13 @@ class HandModel(torch.nn.Module):
             True
         """
         ShapeChecker()(vertices, "vertices", f"... {self.vertices.shape[0]} 3")
-        reg = self.joint_regressor.to(device=vertices.device, dtype=vertices.dtype)
-        return torch.einsum("kv,...vc->...kc", reg, vertices)
+        self._check_device(vertices, "vertices")
+        reg = self.joint_regressor.to(dtype=compute_dtype(vertices)[0])
+        return torch.einsum("kv,...vc->...kc", reg, vertices.to(reg.dtype)).to(vertices.dtype)
+
+    def _check_device(self, tensor: torch.Tensor, name: str) -> None:
+        if tensor.device != self.vertices.device:
+            raise ShapeError(
+                f"{name}: expected a tensor on {self.vertices.device} (the model's device), got "
+                f"one on {tensor.device}"
+            )

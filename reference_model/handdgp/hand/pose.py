@@ -120,18 +120,17 @@ def joint_limits(template: HandTemplate) -> JointLimits:
     lower = torch.zeros(template.num_joints, 3, dtype=torch.float64)
     upper = torch.zeros(template.num_joints, 3, dtype=torch.float64)
     for j, role in enumerate(_joint_fingers(template)):
-        if role is None:
+        if role is None:  # the root: global orientation, sampled separately
             continue
         finger, segment = role
-        if segment < 0:
-            lower[j] = torch.tensor([0.0, -2.0, -2.0]) if _EXTRA_FLEXION_DEG[finger] else 0.0
-            upper[j] = torch.tensor([_EXTRA_FLEXION_DEG[finger], 2.0, 2.0]) if _EXTRA_FLEXION_DEG[
-                finger
-            ] else 0.0
-        else:
+        if segment >= 0:
             ranges = JOINT_LIMITS_DEG[(finger, segment)]
-            lower[j] = torch.tensor([r[0] for r in ranges])
-            upper[j] = torch.tensor([r[1] for r in ranges])
+        elif _EXTRA_FLEXION_DEG[finger] > 0:
+            ranges = ((0.0, _EXTRA_FLEXION_DEG[finger]), (-2.0, 2.0), (-2.0, 2.0))
+        else:
+            continue
+        lower[j] = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
+        upper[j] = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
     dtype = template.vertices.dtype
     return JointLimits(torch.deg2rad(lower).to(dtype), torch.deg2rad(upper).to(dtype))
 

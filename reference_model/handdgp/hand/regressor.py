@@ -9,10 +9,10 @@ vertices:
 - rows summing to one make the regressor commute with translation, and linearity with
   rotation, so it can be applied to camera-space meshes;
 - non-negative weights keep the keypoint inside the local hull of the surface and
-  their absolute sum is 1, so no mesh error is amplified. Unconstrained least squares
-  reaches a lower error on exact meshes with large cancelling weights (absolute sums of
-  4 to 26 on the anny hand), which amplify the smooth, correlated errors of a network's
-  predicted mesh;
+  their absolute sum is 1, so no mesh error is amplified. Unconstrained (ridge) least
+  squares reaches a lower error on exact meshes, but with large cancelling weights whose
+  absolute sum is several times 1, which amplify the smooth, correlated errors of a
+  network's predicted mesh;
 - the ridge term (``ridge``, relative to the data scale) spreads each row over a few
   dozen vertices instead of NNLS's handful, which averages out independent per-vertex
   noise; the rows stay sparse and local.
