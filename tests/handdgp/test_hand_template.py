@@ -222,6 +222,17 @@ class TestMeshHierarchy:
         err = (h.upsample(coarse, 0) - positions).norm(dim=-1)
         assert float(err.mean()) < 1e-3 and float(err.max()) < 5e-3
 
+    def test_bad_input(self, template):
+        from dgpgeom import ShapeError
+
+        h = template.hierarchy
+        with pytest.raises(ShapeError, match=r"features: expected shape \(\.\.\., 1609, _\)"):
+            h.downsample(torch.zeros(805, 3), 0)
+        with pytest.raises(ShapeError, match="805"):
+            h.upsample(torch.zeros(1609, 3), 0)
+        with pytest.raises(ValueError, match="level"):
+            h.downsample(torch.zeros(51, 3), 5)
+
     def test_meta_device(self, template):
         h = template.hierarchy.to("meta")
         x = torch.zeros(2, 1609, 3, device="meta")

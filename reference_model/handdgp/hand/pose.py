@@ -227,7 +227,7 @@ def sample_hand_pose(
     u = rand(num_joints, 2)
     fraction = torch.cat([t.unsqueeze(-1), u], dim=-1)
     angles = lower + fraction * (upper - lower)
-    pose = angles_to_pose(template.to(dtype=dtype), angles)
+    pose = angles_to_pose(template, angles)
     if global_orientation:
         quaternion = torch.randn(*shape, 4, generator=generator, device=device, dtype=dtype)
         quaternion = quaternion / quaternion.norm(dim=-1, keepdim=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dgpgeom._validate import ShapeChecker
+
 __all__ = [
     "DEFAULT_TEMPLATE",
     "HandTemplate",
@@ -105,6 +107,7 @@ class MeshHierarchy:
             >>> h.downsample(torch.zeros(2, h.num_vertices[0], 3), 0).shape[-2] == h.num_vertices[1]
             True
         """
+        self._check(features, level, level)
         return features.index_select(-2, self.down_index[level])
 
     def upsample(self, features: torch.Tensor, level: int) -> torch.Tensor:
@@ -116,10 +119,16 @@ class MeshHierarchy:
             >>> bool(torch.allclose(h.upsample(coarse, 0), torch.ones(h.num_vertices[0], 3)))
             True
         """
+        self._check(features, level, level + 1)
         index, weight = self.up_index[level], self.up_weight[level]
         gathered = features.index_select(-2, index.reshape(-1))
         gathered = gathered.unflatten(-2, index.shape)  # (..., V_l, 3, C)
         return (gathered * weight.to(features.dtype).unsqueeze(-1)).sum(-2)
+
+    def _check(self, features: torch.Tensor, level: int, input_level: int) -> None:
+        if not 0 <= level < self.num_levels - 1:
+            raise ValueError(f"level: expected 0..{self.num_levels - 2}, got {level}")
+        ShapeChecker()(features, "features", f"... {self.num_vertices[input_level]} _", floating=False)
 
     def to(self, *args, **kwargs) -> MeshHierarchy:
         """Move the floating-point weights and index tensors, like :meth:`torch.Tensor.to`."""
