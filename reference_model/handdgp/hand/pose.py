@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from kornia.geometry.conversions import (
-    axis_angle_to_rotation_matrix,
     quaternion_to_axis_angle,
     rotation_matrix_to_axis_angle,
 )
@@ -117,8 +117,8 @@ def joint_limits(template: HandTemplate) -> JointLimits:
         >>> torch.rad2deg(lim.upper[index_pip, 0]).round().item()
         110.0
     """
-    lower = torch.zeros(template.num_joints, 3, dtype=torch.float64)
-    upper = torch.zeros(template.num_joints, 3, dtype=torch.float64)
+    lower = np.zeros((template.num_joints, 3))
+    upper = np.zeros((template.num_joints, 3))
     for j, role in enumerate(_joint_fingers(template)):
         if role is None:  # the root: global orientation, sampled separately
             continue
@@ -129,16 +129,24 @@ def joint_limits(template: HandTemplate) -> JointLimits:
             ranges = ((0.0, _EXTRA_FLEXION_DEG[finger]), (-2.0, 2.0), (-2.0, 2.0))
         else:
             continue
-        lower[j] = torch.tensor([r[0] for r in ranges], dtype=torch.float64)
-        upper[j] = torch.tensor([r[1] for r in ranges], dtype=torch.float64)
+        lower[j] = [r[0] for r in ranges]
+        upper[j] = [r[1] for r in ranges]
     dtype = template.vertices.dtype
-    return JointLimits(torch.deg2rad(lower).to(dtype), torch.deg2rad(upper).to(dtype))
+    return JointLimits(
+        torch.from_numpy(np.radians(lower)).to(dtype), torch.from_numpy(np.radians(upper)).to(dtype)
+    )
 
 
 def _axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    vec = torch.zeros(*angle.shape, 3, dtype=angle.dtype, device=angle.device)
-    vec[..., axis] = angle
-    return axis_angle_to_rotation_matrix(vec)
+    """`(..., 3, 3)` rotations by ``angle`` about coordinate axis ``axis`` (0 x, 1 y, 2 z)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    i, j = (axis + 1) % 3, (axis + 2) % 3  # the rotated plane, in right-handed order
+    entries = [[zero] * 3 for _ in range(3)]
+    entries[axis][axis] = one
+    entries[i][i], entries[i][j] = c, -s
+    entries[j][i], entries[j][j] = s, c
+    return torch.stack([torch.stack(row, -1) for row in entries], -2)
 
 
 def angles_to_pose(template: HandTemplate, angles: torch.Tensor) -> torch.Tensor:
