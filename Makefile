@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml reference_model/pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev,bench,docs]" -e ./reference_model
+	$(BIN)/pip install --quiet -e ".[dev,bench,docs]" -e "./reference_model[test]"
 	touch $(STAMP)
 
 venv: $(STAMP)
