@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_evaluate_arguments", "add_predict_arguments", "build_parser", "main"]
 
 
 def _default_template_path() -> Path:
@@ -70,9 +70,120 @@ def _cmd_export_template(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate, predict
+# Argument definitions live here, free of torch, so that `handdgp --help` stays fast;
+# the commands import their modules when they run.
+
+#: Test-time positioning choices (the same as ``handdgp.net.model.POSITIONING``).
+POSITIONING = ("dgp", "refine", "root_regression")
+#: Rectification modes of ``dgpgeom.rectify``.
+RECTIFY_MODES = ("perspective", "affine")
+
+
+def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise argparse.ArgumentTypeError(
+            f"{name}: expected {count} comma-separated numbers, got {text!r}"
+        )
+    return values
+
+
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``handdgp evaluate`` arguments to a (sub)parser.
+
+    Example:
+        >>> parser = add_evaluate_arguments(argparse.ArgumentParser())
+        >>> args = parser.parse_args(["a.pt", "b.pt", "--data", "data/test", "--positioning", "refine"])
+        >>> [p.name for p in args.checkpoints], args.positioning, args.batch_size
+        (['a.pt', 'b.pt'], 'refine', 32)
+    """
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="model.pt / checkpoint.pt files")
+    parser.add_argument("--data", type=Path, required=True, help="held-out data set directory")
+    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
+    parser.add_argument(
+        "--positioning",
+        choices=POSITIONING,
+        default=None,
+        help="override the models' test-time positioning (B4: refine)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--num-workers", type=int, default=0)
+    return parser
+
+
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``handdgp predict`` arguments to a (sub)parser.
+
+    Example:
+        >>> parser = add_predict_arguments(argparse.ArgumentParser())
+        >>> args = parser.parse_args(["hand.jpg", "--checkpoint", "m.pt", "--intrinsics", "500,500,320,240"])
+        >>> args.intrinsics, args.box, args.mode
+        ((500.0, 500.0, 320.0, 240.0), None, 'perspective')
+    """
+    parser.add_argument("image", type=Path, help="RGB image (any format OpenCV reads)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or checkpoint.pt")
+    parser.add_argument(
+        "--intrinsics",
+        type=lambda s: _numbers(s, 4, "--intrinsics"),
+        default=None,
+        metavar="FX,FY,CX,CY",
+        help="pixels; without it the focal length is guessed (camera-space depth approximate)",
+    )
+    parser.add_argument(
+        "--box",
+        type=lambda s: _numbers(s, 4, "--box"),
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="hand box in pixels (default: the whole image)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
+    parser.add_argument("--mode", choices=RECTIFY_MODES, default="perspective")
+    parser.add_argument(
+        "--positioning", choices=POSITIONING, default=None, help="override the model's positioning"
+    )
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+
+
+def _add_evaluate(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="score checkpoints on a held-out set (Table 1, PCK)")
+    add_evaluate_arguments(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from handdgp.evaluate import evaluate_command
+
+    return evaluate_command(args)
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="camera-space hand mesh from one image")
+    add_predict_arguments(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from handdgp.predict import predict_command
+
+    return predict_command(args)
+
+
 # ----------------------------------------------------------------------------- entry point
 
-_PARSERS: list[Callable] = [_add_export_template]
+_PARSERS: list[Callable] = [_add_export_template, _add_evaluate, _add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:

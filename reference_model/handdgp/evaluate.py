@@ -34,8 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, handdgp_errors
+from handdgp.cli import add_evaluate_arguments
 from handdgp.loading import DatasetFactory, ModelFactory, default_dataset_factory, load_model
-from handdgp.net.model import POSITIONING
 from handdgp.predict import _check_positioning, _inference, _model_device, run_model
 
 __all__ = [
@@ -467,31 +467,6 @@ def evaluate_checkpoints(
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``handdgp evaluate`` arguments to a (sub)parser.
-
-    Example:
-        >>> parser = add_evaluate_arguments(argparse.ArgumentParser())
-        >>> args = parser.parse_args(["a.pt", "b.pt", "--data", "data/test", "--positioning", "refine"])
-        >>> [p.name for p in args.checkpoints], args.positioning, args.batch_size
-        (['a.pt', 'b.pt'], 'refine', 32)
-    """
-    parser.add_argument("checkpoints", type=Path, nargs="+", help="model.pt / checkpoint.pt files")
-    parser.add_argument("--data", type=Path, required=True, help="held-out data set directory")
-    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
-    parser.add_argument(
-        "--positioning",
-        choices=POSITIONING,
-        default=None,
-        help="override the models' test-time positioning (B4: refine)",
-    )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--max-samples", type=int, default=None)
-    parser.add_argument("--num-workers", type=int, default=0)
-    return parser
 
 
 def evaluate_command(

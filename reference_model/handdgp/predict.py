@@ -40,6 +40,7 @@ from dgpgeom.rectify import (
     translation_to_original,
     warp_to_rectified,
 )
+from handdgp.cli import add_predict_arguments
 from handdgp.config import DataConfig
 from handdgp.net.model import POSITIONING, HandPrediction
 
@@ -924,52 +925,6 @@ def write_outputs(
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count:
-        raise argparse.ArgumentTypeError(
-            f"{name}: expected {count} comma-separated numbers, got {text!r}"
-        )
-    return values
-
-
-def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``handdgp predict`` arguments to a (sub)parser.
-
-    Example:
-        >>> parser = add_predict_arguments(argparse.ArgumentParser())
-        >>> args = parser.parse_args(["hand.jpg", "--checkpoint", "m.pt", "--intrinsics", "500,500,320,240"])
-        >>> args.intrinsics, args.box, args.mode
-        ((500.0, 500.0, 320.0, 240.0), None, 'perspective')
-    """
-    parser.add_argument("image", type=Path, help="RGB image (any format OpenCV reads)")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or checkpoint.pt")
-    parser.add_argument(
-        "--intrinsics",
-        type=lambda s: _numbers(s, 4, "--intrinsics"),
-        default=None,
-        metavar="FX,FY,CX,CY",
-        help="pixels; without it the focal length is guessed (camera-space depth approximate)",
-    )
-    parser.add_argument(
-        "--box",
-        type=lambda s: _numbers(s, 4, "--box"),
-        default=None,
-        metavar="X0,Y0,X1,Y1",
-        help="hand box in pixels (default: the whole image)",
-    )
-    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
-    parser.add_argument("--mode", choices=RECTIFY_MODES, default="perspective")
-    parser.add_argument(
-        "--positioning", choices=POSITIONING, default=None, help="override the model's positioning"
-    )
-    parser.add_argument("--device", default="cpu")
-    return parser
 
 
 def _read_rgb(path: Path) -> np.ndarray:
