@@ -170,3 +170,38 @@ class TestDifferentiableGlobalPositioning:
         for a, b, c in zip(eager, mapped, compiled, strict=True):
             torch.testing.assert_close(b, a, **tol)
             torch.testing.assert_close(c, a, **tol)
+
+
+class TestLossModules:
+    """The loss module twins hold options and call the functions unchanged."""
+
+    def test_reprojection_loss_module_equals_function(self):
+        from dgpgeom import losses
+        from dgpgeom.nn import ReprojectionLoss
+
+        gen = torch.Generator().manual_seed(0)
+        points = torch.rand(3, 5, 3, generator=gen, dtype=torch.float64) + torch.tensor(
+            [0.0, 0.0, 0.5], dtype=torch.float64
+        )
+        targets = torch.rand(3, 5, 2, generator=gen, dtype=torch.float64) * 200
+        K = torch.tensor([[500.0, 0.0, 100.0], [0.0, 480.0, 90.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        weights = torch.rand(3, 5, generator=gen, dtype=torch.float64)
+        module = ReprojectionLoss("huber", delta=2.0, reduction="sum")
+        expected = losses.reprojection_loss(
+            points, targets, K, weights, kind="huber", delta=2.0, reduction="sum"
+        )
+        assert torch.equal(module(points, targets, K, weights), expected)
+        assert "huber" in repr(module)
+
+    def test_mesh_loss_modules_hold_faces_as_a_buffer(self):
+        from dgpgeom import losses
+        from dgpgeom.nn import EdgeLengthLoss, NormalLoss
+
+        faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+        gt = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+        pred = gt + 0.1 * torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(1))
+        for module_type, function in ((EdgeLengthLoss, losses.edge_length_loss), (NormalLoss, losses.normal_loss)):
+            module = module_type(faces.int())
+            assert "faces" in dict(module.named_buffers()) and module.faces.dtype == torch.int64
+            assert torch.equal(module(pred, gt), function(pred, gt, faces))
+            assert module.to(torch.float64).faces.dtype == torch.int64
