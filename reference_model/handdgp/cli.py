@@ -13,7 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["add_evaluate_arguments", "add_predict_arguments", "build_parser", "main"]
+__all__ = [
+    "add_evaluate_arguments",
+    "add_predict_arguments",
+    "add_train_arguments",
+    "build_parser",
+    "main",
+]
 
 
 def _default_template_path() -> Path:
@@ -67,6 +73,69 @@ def _cmd_export_template(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     for line in report.lines():
         print(line)
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise argparse.ArgumentTypeError(f"--set: expected SECTION.KEY=VALUE, got {text!r}")
+    try:
+        import json
+
+        value = json.loads(raw)
+    except ValueError:
+        value = raw  # a bare string such as a path
+    return key, value
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``handdgp train`` arguments to a (sub)parser.
+
+    Example:
+        >>> parser = add_train_arguments(argparse.ArgumentParser())
+        >>> args = parser.parse_args(["full.toml", "--set", "train.epochs=3", "--set", "data.train=d"])
+        >>> args.config.name, args.overrides, args.run_dir
+        ('full.toml', [('train.epochs', 3), ('data.train', 'd')], None)
+    """
+    parser.add_argument(
+        "config",
+        type=Path,
+        help="experiment TOML file, or the name of a shipped one (full, A3, A4, B2, B4, B5)",
+    )
+    parser.add_argument("--run-dir", type=Path, default=None, help="default: runs/<name>")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (JSON value or bare string), e.g. train.epochs=3",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train (or resume) an experiment; launch with torchrun for data parallelism",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from handdgp.training_run import run_training
+
+    summary = run_training(
+        args.config, dict(args.overrides), run_dir=args.run_dir, progress=not args.no_progress
+    )
+    print(f"{summary['steps']}/{summary['total_steps']} steps; run directory {summary['run_dir']}")
     return 0
 
 
@@ -183,7 +252,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- entry point
 
-_PARSERS: list[Callable] = [_add_export_template, _add_evaluate, _add_predict]
+_PARSERS: list[Callable] = [_add_export_template, _add_train, _add_evaluate, _add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,8 +91,9 @@ class IndexedCrops(Dataset):
     def __len__(self):
         return len(self.base)
 
-    def __getitem__(self, index):
-        item = dict(self.base[index])
+    def __getitem__(self, key):
+        item = dict(self.base[key])
+        index = key[0] if isinstance(key, tuple) else key
         item["image"] = item["image"].clone()
         item["image"][0, 0, 0] = index / 1000.0
         item["rotation"] = torch.eye(3)
