@@ -578,6 +578,9 @@ class FreiHANDResult:
         pck_curves: ``"xyz"``, ``"xyz_al"``, ``"mesh"``, ``"mesh_al"`` → `(T,)` PCK curves.
         thresholds: `(T,)` metres.
         num_samples: number of samples accumulated.
+        point_auc: ``"xyz"``, ``"xyz_al"``, ``"mesh"``, ``"mesh_al"`` → the AUC of each
+            keypoint `(J,)` or vertex `(V,)` (the ``*_auc3d`` scores are their means);
+            the mesh entries are absent when the mesh scores are NaN.
     """
 
     scores: dict[str, float]

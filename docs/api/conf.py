@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -119,6 +120,32 @@ def _resolve_reexport(app, env, node, contnode):
     )
 
 
+# Docstrings point to the guide in plain text, readable in ``help()`` and in an
+# editor: "See the Conventions page (docs/conventions.md)", with or without the
+# parentheses, a comma or inline-literal markup, possibly across a line break. In
+# the HTML reference the phrase becomes a link; the guide is published one level
+# above the reference (mkdocs puts ``docs/conventions.md`` at ``conventions/``).
+GUIDE_PAGE = re.compile(
+    r"the (?P<title>Conventions) page,?\s*"
+    r"(?P<open>\(?)\s*(?:``)?docs/(?P<page>conventions)\.md(?:``)?(?P<close>\)?)"
+)
+
+
+def _link_guide_pages(app, what, name, obj, options, lines):
+    """Turn the docstrings' plain-text mentions of guide pages into links."""
+
+    def link(match: re.Match[str]) -> str:
+        # The path and its own parentheses go; a ")" that closes an outer
+        # parenthesis, as in "(see the Conventions page, docs/conventions.md)", stays.
+        closing = match["close"] if not match["open"] else ""
+        return f"the `{match['title']} page <../{match['page']}/>`__{closing}"
+
+    text = "\n".join(lines)
+    linked = GUIDE_PAGE.sub(link, text)
+    if linked != text:
+        lines[:] = linked.split("\n")
+
+
 def _skip_namedtuple_fields(app, what, name, obj, skip, options):
     """NamedTuple fields are documented by the class's Attributes section."""
     if type(obj).__name__ == "_tuplegetter":
@@ -129,3 +156,4 @@ def _skip_namedtuple_fields(app, what, name, obj, skip, options):
 def setup(app):
     app.connect("missing-reference", _resolve_reexport)
     app.connect("autodoc-skip-member", _skip_namedtuple_fields)
+    app.connect("autodoc-process-docstring", _link_guide_pages)
