@@ -37,7 +37,7 @@ test: system-deps $(STAMP)
 	$(MAKE) --no-print-directory docs
 
 docs: $(STAMP)
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs/api build/api
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs/api build/api
 	$(MKDOCS) build --strict
 
 docs-serve: docs
