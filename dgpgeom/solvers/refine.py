@@ -73,26 +73,29 @@ class RefinedTranslation(NamedTuple):
 
 
 class _Projection(NamedTuple):
-    x: Tensor  # (..., N) normalised image coordinates
+    x: Tensor  # (..., N) normalised image coordinates, at the clamped depth
     y: Tensor
-    error: Tensor  # (..., N, 2) pixels, projected - observed
-    norm: Tensor  # (..., N) pixels
+    eu: Tensor  # (..., N) pixels, projected - observed
+    ev: Tensor
+    norm: Tensor  # (..., N) pixels, ‖(eu, ev)‖
     depth: Tensor  # (..., N) metres, clamped
     in_front: Tensor  # (..., N) bool
 
 
 def _project(points2d: Tensor, points3d: Tensor, intrinsics: Tensor, t: Tensor) -> _Projection:
-    camera = points3d + t.unsqueeze(-2)
-    z = camera[..., 2]
+    # Components rather than (..., N, 2) tensors: on CPU a reduction over a last
+    # dimension of size 2 costs several times a whole element-wise pass.
+    z = points3d[..., 2] + t[..., None, 2]
     in_front = z > MIN_RESIDUAL_DEPTH
     depth = torch.where(in_front, z, torch.full_like(z, MIN_RESIDUAL_DEPTH))
-    x = camera[..., 0] / depth
-    y = camera[..., 1] / depth
+    x = (points3d[..., 0] + t[..., None, 0]) / depth
+    y = (points3d[..., 1] + t[..., None, 1]) / depth
     fx, s, cx = (intrinsics[..., 0, k, None] for k in range(3))
     fy, cy = intrinsics[..., 1, 1, None], intrinsics[..., 1, 2, None]
-    error = torch.stack((fx * x + s * y + cx, fy * y + cy), dim=-1) - points2d
-    norm = torch.sqrt(error.square().sum(-1) + torch.finfo(z.dtype).tiny)
-    return _Projection(x, y, error, norm, depth, in_front)
+    eu = fx * x + s * y + (cx - points2d[..., 0])
+    ev = fy * y + (cy - points2d[..., 1])
+    norm = torch.sqrt(eu.square() + ev.square() + torch.finfo(z.dtype).tiny)
+    return _Projection(x, y, eu, ev, norm, depth, in_front)
 
 
 def _kernel(norm: Tensor, robust: str | None, scale: float) -> tuple[Tensor, Tensor]:
@@ -108,14 +111,46 @@ def _kernel(norm: Tensor, robust: str | None, scale: float) -> tuple[Tensor, Ten
     return 1.0 / (1.0 + ratio2), 0.5 * scale**2 * torch.log1p(ratio2)
 
 
-def _jacobian(proj: _Projection, intrinsics: Tensor) -> Tensor:
-    """``∂ projection / ∂ t``: `(..., N, 2, 3)` pixels per metre (at the clamped depth)."""
-    fx, s = intrinsics[..., 0, 0, None], intrinsics[..., 0, 1, None]
-    fy = intrinsics[..., 1, 1, None]
-    inv = 1.0 / proj.depth
-    row_u = torch.stack((fx * inv, s * inv, -(fx * proj.x + s * proj.y) * inv), dim=-1)
-    row_v = torch.stack((torch.zeros_like(inv), fy * inv, -fy * proj.y * inv), dim=-1)
-    return torch.stack((row_u, row_v), dim=-2)
+def _normal_equations(proj: _Projection, intrinsics: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """``H = Σ c JᵀJ`` `(..., 3, 3)` and ``g = Σ c Jᵀe`` `(..., 3)` from weighted moments.
+
+    The pixel Jacobian of point ``i`` is ``J = K₂ G / z`` with ``K₂`` the upper 2×2 of
+    the intrinsics and ``G = [[1, 0, -x], [0, 1, -y]]``, so with ``M = K₂ᵀK₂`` and
+    ``a = c / z²``: ``H = [[S M, -M m], [-mᵀM, tr(M Q)]]`` where ``S = Σa``,
+    ``m = Σ a (x, y)`` and ``Q = Σ a (x, y)(x, y)ᵀ``. Moments instead of stacked
+    per-point Jacobians keep the temporaries at `(..., N)`.
+    """
+    x, y = proj.x, proj.y
+    b = c / proj.depth
+    a = b / proj.depth
+    moments = torch.einsum(
+        "...n,...nk->...k", a, torch.stack((torch.ones_like(x), x, y, x * x, x * y, y * y), -1)
+    )
+    total, first, (qxx, qxy, qyy) = moments[..., 0], moments[..., 1:3], moments[..., 3:].unbind(-1)
+    fx, s, fy = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 1, 1]
+    k2 = torch.stack((torch.stack((fx, s), -1), torch.stack((torch.zeros_like(fy), fy), -1)), -2)
+    metric = k2.mT @ k2  # (..., 2, 2)
+    top_right = -(metric @ first.unsqueeze(-1))  # (..., 2, 1)
+    corner = metric[..., 0, 0] * qxx + 2.0 * metric[..., 0, 1] * qxy + metric[..., 1, 1] * qyy
+    hessian = torch.cat(
+        (
+            torch.cat((total[..., None, None] * metric, top_right), dim=-1),
+            torch.cat((top_right.mT, corner[..., None, None]), dim=-1),
+        ),
+        dim=-2,
+    )
+    # g = Σ b Gᵀ K₂ᵀ e, from the moments Σ b (eu, ev, x eu, y eu, y ev).
+    eu, ev = proj.eu, proj.ev
+    e = torch.einsum("...n,...nk->...k", b, torch.stack((eu, ev, x * eu, y * eu, y * ev), -1))
+    gradient = torch.stack(
+        (
+            fx * e[..., 0],
+            s * e[..., 0] + fy * e[..., 1],
+            -(fx * e[..., 2] + s * e[..., 3] + fy * e[..., 4]),
+        ),
+        dim=-1,
+    )
+    return hessian, gradient
 
 
 def _iterate(
@@ -137,26 +172,18 @@ def _iterate(
         proj = _project(points2d, points3d, intrinsics, t)
         factor, _ = _kernel(proj.norm, robust, scale)
         c = torch.where(proj.in_front, omega * factor, torch.zeros_like(omega))
-        jac = _jacobian(proj, intrinsics).flatten(-3, -2)  # (..., 2N, 3)
-        c2 = c.repeat_interleave(2, dim=-1).unsqueeze(-1)
-        hessian = jac.mT @ (c2 * jac)
-        gradient = (jac.mT @ (c2 * proj.error.flatten(-2, -1).unsqueeze(-1))).squeeze(-1)
+        hessian, gradient = _normal_equations(proj, intrinsics, c)
         if damping > 0:
             hessian = hessian + damping * torch.diag_embed(hessian.diagonal(dim1=-2, dim2=-1))
         enough = (c > 0).sum(-1) >= 2
         sym = _sym3.factorize(hessian, tolerance, valid=enough)
         step = -_sym3.solve(sym, gradient)
         step = torch.where(sym.valid.unsqueeze(-1), step, torch.zeros_like(step))
-        # Keep the object in front of the camera: cap the fall of its mean depth.
-        weight = c.sum(-1)
-        mean_depth = (c * proj.depth).sum(-1) / torch.where(
-            weight > 0, weight, torch.ones_like(weight)
-        )
-        limit = MAX_DEPTH_DECREASE * mean_depth
-        fall = -step[..., 2]
-        too_far = fall > limit
-        shrink = limit / torch.where(too_far, fall, torch.ones_like(fall))
-        step = step * torch.where(too_far, shrink, torch.ones_like(shrink)).unsqueeze(-1)
+        # Keep the object in front of the camera: the weighted mean depth of the
+        # points may fall by at most MAX_DEPTH_DECREASE of itself in one step.
+        mean_depth = (c * proj.depth).sum(-1) / c.sum(-1).clamp(min=torch.finfo(c.dtype).tiny)
+        limit = (MAX_DEPTH_DECREASE * mean_depth).clamp(min=torch.finfo(c.dtype).tiny)
+        step = step * (limit / torch.maximum(-step[..., 2], limit)).unsqueeze(-1)
         t = t + step
         system_ok = sym.valid
     return t, system_ok
