@@ -72,6 +72,62 @@ class RefinedTranslation(NamedTuple):
     cost: Tensor
 
 
+class _Problem(NamedTuple):
+    """Per-problem constants, unpacked once for the whole loop."""
+
+    px: Tensor  # (..., N) metres, components of points3d
+    py: Tensor
+    pz: Tensor
+    offset_u: Tensor  # (..., N) pixels: cx - u (observed), cy - v
+    offset_v: Tensor
+    fx: Tensor  # (..., 1) pixels
+    s: Tensor
+    fy: Tensor
+    to_hessian: Tensor  # (..., 6, 9): moments (S, m_x, m_y, Q_xx, Q_xy, Q_yy) -> H
+    to_gradient: Tensor  # (..., 5, 3): moments of b·(e_u, e_v, x e_u, y e_u, y e_v) -> g
+    ones: Tensor  # (..., N)
+
+
+def _prepare(points2d: Tensor, points3d: Tensor, intrinsics: Tensor) -> _Problem:
+    px, py, pz = points3d.unbind(-1)
+    fx, s, cx = (intrinsics[..., 0, k, None] for k in range(3))
+    fy, cy = intrinsics[..., 1, 1, None], intrinsics[..., 1, 2, None]
+    fx, s, fy = (v.expand(*pz.shape[:-1], 1) for v in (fx, s, fy))
+    offset_u = cx - points2d[..., 0]
+    offset_v = cy - points2d[..., 1]
+    # The pixel Jacobian of point i is J = K₂ G / z, with K₂ the upper 2×2 of the
+    # intrinsics and G = [[1, 0, -x], [0, 1, -y]]. With M = K₂ᵀK₂ and a = c / z²,
+    # H = Σ c JᵀJ = [[S M, -M m], [-mᵀM, tr(M Q)]] for S = Σa, m = Σ a (x, y),
+    # Q = Σ a (x, y)(x, y)ᵀ: a fixed linear map of six moments.
+    m11, m12, m22 = fx * fx, fx * s, s * s + fy * fy
+    zero = torch.zeros_like(fx)
+    to_hessian = torch.stack(
+        (
+            torch.cat((m11, m12, zero, m12, m22, zero, zero, zero, zero), -1),
+            torch.cat((zero, zero, -m11, zero, zero, -m12, -m11, -m12, zero), -1),
+            torch.cat((zero, zero, -m12, zero, zero, -m22, -m12, -m22, zero), -1),
+            torch.cat((zero, zero, zero, zero, zero, zero, zero, zero, m11), -1),
+            torch.cat((zero, zero, zero, zero, zero, zero, zero, zero, 2.0 * m12), -1),
+            torch.cat((zero, zero, zero, zero, zero, zero, zero, zero, m22), -1),
+        ),
+        dim=-2,
+    )
+    # g = Σ c Jᵀe = Σ b Gᵀ K₂ᵀ e with b = c / z.
+    to_gradient = torch.stack(
+        (
+            torch.cat((fx, s, zero), -1),
+            torch.cat((zero, fy, zero), -1),
+            torch.cat((zero, zero, -fx), -1),
+            torch.cat((zero, zero, -s), -1),
+            torch.cat((zero, zero, -fy), -1),
+        ),
+        dim=-2,
+    )
+    return _Problem(
+        px, py, pz, offset_u, offset_v, fx, s, fy, to_hessian, to_gradient, torch.ones_like(pz)
+    )
+
+
 class _Projection(NamedTuple):
     x: Tensor  # (..., N) normalised image coordinates, at the clamped depth
     y: Tensor
@@ -82,81 +138,57 @@ class _Projection(NamedTuple):
     in_front: Tensor  # (..., N) bool
 
 
-def _project(points2d: Tensor, points3d: Tensor, intrinsics: Tensor, t: Tensor) -> _Projection:
+def _project(problem: _Problem, t: Tensor) -> _Projection:
     # Components rather than (..., N, 2) tensors: on CPU a reduction over a last
     # dimension of size 2 costs several times a whole element-wise pass.
-    z = points3d[..., 2] + t[..., None, 2]
+    tx, ty, tz = (v.unsqueeze(-1) for v in t.unbind(-1))
+    z = problem.pz + tz
     in_front = z > MIN_RESIDUAL_DEPTH
-    depth = torch.where(in_front, z, torch.full_like(z, MIN_RESIDUAL_DEPTH))
-    x = (points3d[..., 0] + t[..., None, 0]) / depth
-    y = (points3d[..., 1] + t[..., None, 1]) / depth
-    fx, s, cx = (intrinsics[..., 0, k, None] for k in range(3))
-    fy, cy = intrinsics[..., 1, 1, None], intrinsics[..., 1, 2, None]
-    eu = fx * x + s * y + (cx - points2d[..., 0])
-    ev = fy * y + (cy - points2d[..., 1])
-    norm = torch.sqrt(eu.square() + ev.square() + torch.finfo(z.dtype).tiny)
+    depth = torch.where(in_front, z, MIN_RESIDUAL_DEPTH)
+    x = (problem.px + tx) / depth
+    y = (problem.py + ty) / depth
+    eu = problem.fx * x + problem.s * y + problem.offset_u
+    ev = problem.fy * y + problem.offset_v
+    norm = torch.sqrt(eu * eu + ev * ev + torch.finfo(z.dtype).tiny)
     return _Projection(x, y, eu, ev, norm, depth, in_front)
 
 
-def _kernel(norm: Tensor, robust: str | None, scale: float) -> tuple[Tensor, Tensor]:
-    """IRLS factor ``ρ'(s)/s`` and cost ``ρ(s)`` of pixel residual norms ``s``."""
+def _irls_factor(norm: Tensor, robust: str | None, scale: float) -> Tensor:
+    """The kernel's IRLS weight ``ρ'(s)/s`` of pixel residual norms ``s``."""
     if robust is None:
-        return torch.ones_like(norm), 0.5 * norm.square()
+        return torch.ones_like(norm)
     if robust == "huber":
-        inlier = norm <= scale
-        factor = torch.where(inlier, torch.ones_like(norm), scale / norm)
-        cost = torch.where(inlier, 0.5 * norm.square(), scale * norm - 0.5 * scale**2)
-        return factor, cost
-    ratio2 = (norm / scale).square()
-    return 1.0 / (1.0 + ratio2), 0.5 * scale**2 * torch.log1p(ratio2)
+        return torch.where(norm <= scale, 1.0, scale / norm)
+    return 1.0 / (1.0 + (norm / scale).square())
 
 
-def _normal_equations(proj: _Projection, intrinsics: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def _kernel_cost(norm: Tensor, robust: str | None, scale: float) -> Tensor:
+    """The kernel ``ρ(s)``: ``s²/2``, Huber or Cauchy."""
+    if robust is None:
+        return 0.5 * norm.square()
+    if robust == "huber":
+        return torch.where(norm <= scale, 0.5 * norm.square(), scale * norm - 0.5 * scale**2)
+    return 0.5 * scale**2 * torch.log1p((norm / scale).square())
+
+
+def _normal_equations(problem: _Problem, proj: _Projection, c: Tensor) -> tuple[Tensor, Tensor]:
     """``H = Σ c JᵀJ`` `(..., 3, 3)` and ``g = Σ c Jᵀe`` `(..., 3)` from weighted moments.
 
-    The pixel Jacobian of point ``i`` is ``J = K₂ G / z`` with ``K₂`` the upper 2×2 of
-    the intrinsics and ``G = [[1, 0, -x], [0, 1, -y]]``, so with ``M = K₂ᵀK₂`` and
-    ``a = c / z²``: ``H = [[S M, -M m], [-mᵀM, tr(M Q)]]`` where ``S = Σa``,
-    ``m = Σ a (x, y)`` and ``Q = Σ a (x, y)(x, y)ᵀ``. Moments instead of stacked
-    per-point Jacobians keep the temporaries at `(..., N)`.
+    Moments keep the temporaries at `(..., N)`: no stacked per-point Jacobians.
     """
-    x, y = proj.x, proj.y
+    x, y, eu, ev = proj.x, proj.y, proj.eu, proj.ev
     b = c / proj.depth
     a = b / proj.depth
-    moments = torch.einsum(
-        "...n,...nk->...k", a, torch.stack((torch.ones_like(x), x, y, x * x, x * y, y * y), -1)
-    )
-    total, first, (qxx, qxy, qyy) = moments[..., 0], moments[..., 1:3], moments[..., 3:].unbind(-1)
-    fx, s, fy = intrinsics[..., 0, 0], intrinsics[..., 0, 1], intrinsics[..., 1, 1]
-    k2 = torch.stack((torch.stack((fx, s), -1), torch.stack((torch.zeros_like(fy), fy), -1)), -2)
-    metric = k2.mT @ k2  # (..., 2, 2)
-    top_right = -(metric @ first.unsqueeze(-1))  # (..., 2, 1)
-    corner = metric[..., 0, 0] * qxx + 2.0 * metric[..., 0, 1] * qxy + metric[..., 1, 1] * qyy
-    hessian = torch.cat(
-        (
-            torch.cat((total[..., None, None] * metric, top_right), dim=-1),
-            torch.cat((top_right.mT, corner[..., None, None]), dim=-1),
-        ),
-        dim=-2,
-    )
-    # g = Σ b Gᵀ K₂ᵀ e, from the moments Σ b (eu, ev, x eu, y eu, y ev).
-    eu, ev = proj.eu, proj.ev
-    e = torch.einsum("...n,...nk->...k", b, torch.stack((eu, ev, x * eu, y * eu, y * ev), -1))
-    gradient = torch.stack(
-        (
-            fx * e[..., 0],
-            s * e[..., 0] + fy * e[..., 1],
-            -(fx * e[..., 2] + s * e[..., 3] + fy * e[..., 4]),
-        ),
-        dim=-1,
-    )
-    return hessian, gradient
+    features = torch.stack((problem.ones, x, y, x * x, x * y, y * y), dim=-1)
+    moments = a.unsqueeze(-2) @ features  # (..., 1, 6)
+    hessian = (moments @ problem.to_hessian).unflatten(-1, (3, 3)).squeeze(-3)
+    residual_features = torch.stack((eu, ev, x * eu, y * eu, y * ev), dim=-1)
+    gradient = (b.unsqueeze(-2) @ residual_features) @ problem.to_gradient
+    return hessian, gradient.squeeze(-2)
 
 
 def _iterate(
-    points2d: Tensor,
-    points3d: Tensor,
-    intrinsics: Tensor,
+    problem: _Problem,
     omega: Tensor,
     start: Tensor,
     iterations: int,
@@ -165,26 +197,23 @@ def _iterate(
     damping: float,
 ) -> tuple[Tensor, Tensor]:
     """The unrolled Gauss-Newton / IRLS loop. Returns (translation, final system valid)."""
-    tolerance = torch.finfo(points3d.dtype).eps * CONDITION_TOLERANCE_EPS
+    tolerance = torch.finfo(start.dtype).eps * CONDITION_TOLERANCE_EPS
+    tiny = torch.finfo(start.dtype).tiny
     t = start
     system_ok = torch.ones(start.shape[:-1], dtype=torch.bool, device=start.device)
     for _ in range(iterations):
-        proj = _project(points2d, points3d, intrinsics, t)
-        factor, _ = _kernel(proj.norm, robust, scale)
-        c = torch.where(proj.in_front, omega * factor, torch.zeros_like(omega))
-        hessian, gradient = _normal_equations(proj, intrinsics, c)
+        proj = _project(problem, t)
+        c = torch.where(proj.in_front, omega * _irls_factor(proj.norm, robust, scale), 0.0)
+        hessian, gradient = _normal_equations(problem, proj, c)
         if damping > 0:
             hessian = hessian + damping * torch.diag_embed(hessian.diagonal(dim1=-2, dim2=-1))
-        enough = (c > 0).sum(-1) >= 2
-        sym = _sym3.factorize(hessian, tolerance, valid=enough)
-        step = -_sym3.solve(sym, gradient)
-        step = torch.where(sym.valid.unsqueeze(-1), step, torch.zeros_like(step))
+        sym = _sym3.factorize(hessian, tolerance, valid=(c > 0).sum(-1) >= 2)
+        step = torch.where(sym.valid.unsqueeze(-1), -_sym3.solve(sym, gradient), 0.0)
         # Keep the object in front of the camera: the weighted mean depth of the
         # points may fall by at most MAX_DEPTH_DECREASE of itself in one step.
-        mean_depth = (c * proj.depth).sum(-1) / c.sum(-1).clamp(min=torch.finfo(c.dtype).tiny)
-        limit = (MAX_DEPTH_DECREASE * mean_depth).clamp(min=torch.finfo(c.dtype).tiny)
-        step = step * (limit / torch.maximum(-step[..., 2], limit)).unsqueeze(-1)
-        t = t + step
+        mean_depth = (c * proj.depth).sum(-1) / c.sum(-1).clamp(min=tiny)
+        limit = (MAX_DEPTH_DECREASE * mean_depth).clamp(min=tiny)
+        t = t + step * (limit / torch.maximum(-step[..., 2], limit)).unsqueeze(-1)
         system_ok = sym.valid
     return t, system_ok
 
@@ -253,10 +282,14 @@ def refine_translation(
     Weights scale residuals as in :func:`~dgpgeom.solve_translation`: multiplying all
     weights by ``c > 0`` changes nothing, ``w_i = 0`` drops point ``i``.
 
-    Gauss-Newton converges quadratically near a small-residual optimum: from the DLT
-    start, 5 steps reach the least-squares optimum (SLSQP's, to 1e-6 m, tested)
-    on keypoints with pixel noise. With a kernel the convergence is linear; more
-    iterations help when many points are outliers.
+    Convergence (``python benchmarks/bench_solvers_extra.py --accuracy``; hand-sized
+    problems 0.3–2 m away with 1 px noise): without a kernel, Gauss-Newton is
+    quadratic near the optimum and 5 steps from the DLT reach SciPy SLSQP's
+    optimum to 1e-6 m (tested; 1.3e-9 m measured). IRLS converges linearly: after
+    5 steps the median distance to the converged robust optimum is 6e-10 m
+    (Huber) and 7e-7 m (Cauchy); with 20% outliers 1e-6 m and 3e-5 m (90th
+    percentile 0.6 mm and 1 mm), so raise ``iterations`` to 10–20 for a tighter
+    fit on heavily contaminated data.
 
     Args:
         points2d: `(..., N, 2)` pixels, (x, y), pixel centres on integers.
@@ -271,7 +304,10 @@ def refine_translation(
             linear, Cauchy's half-weight residual. Ignored without a kernel.
         damping: Levenberg-Marquardt ``λ >= 0``: each step solves
             ``(H + λ diag(H)) Δ = -g``. Larger values take shorter, more
-            gradient-like steps; 0 is plain Gauss-Newton.
+            gradient-like steps, but slow convergence along the ill-conditioned
+            depth direction of far objects (keep it small, e.g. 1e-3, or raise
+            ``iterations``); 0 is plain Gauss-Newton. The depth cap above keeps
+            steps safe either way.
 
     Returns:
         A :class:`RefinedTranslation`
@@ -329,29 +365,20 @@ def refine_translation(
     w2 = weights.square()
     total = w2.sum(-1, keepdim=True)
     omega = w2 / torch.where(total > 0, total, torch.ones_like(total))
+    problem = _prepare(points2d, points3d, intrinsics)
     refined, system_ok = _iterate(
-        points2d,
-        points3d,
-        intrinsics,
-        omega,
-        start,
-        iterations,
-        robust,
-        float(scale),
-        float(damping),
+        problem, omega, start, iterations, robust, float(scale), float(damping)
     )
-    proj = _project(points2d, points3d, intrinsics, refined)
-    front = ((weights != 0) & proj.in_front).sum(-1) >= 2
-    valid = start_ok & system_ok & front
+    in_front = problem.pz + refined[..., 2:] > MIN_RESIDUAL_DEPTH
+    valid = start_ok & system_ok & (((weights != 0) & in_front).sum(-1) >= 2)
     translation = torch.where(valid.unsqueeze(-1), refined, start)
 
-    proj = _project(points2d, points3d, intrinsics, translation)
-    factor, per_point_cost = _kernel(proj.norm, robust, float(scale))
-    cost = (omega * per_point_cost).sum(-1)
+    proj = _project(problem, translation)
+    factor = _irls_factor(proj.norm, robust, float(scale))
+    cost = (omega * _kernel_cost(proj.norm, robust, float(scale))).sum(-1)
+    residuals = proj.norm
     if out_dtype != dtype:
         translation, residuals, factor, cost = (
-            x.to(out_dtype) for x in (translation, proj.norm, factor, cost)
+            x.to(out_dtype) for x in (translation, residuals, factor, cost)
         )
-    else:
-        residuals = proj.norm
     return RefinedTranslation(translation, valid, residuals, factor, cost)
