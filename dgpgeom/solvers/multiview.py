@@ -27,7 +27,7 @@ Implementation notes:
   :math:`N = \sum_c T_c^\top \operatorname{diag}(s_c, s_c, v_c) T_c + \lambda I`,
   :math:`T_c = [G_c; e_3^\top] R_c` (its rows are :math:`\bar x_c r_{c,3} - r_{c,1}`,
   :math:`\bar y_c r_{c,3} - r_{c,2}` and :math:`r_{c,3}`), is a general symmetric 3×3,
-  inverted by its adjugate (:mod:`dgpgeom.solvers._sym3`).
+  inverted by its adjugate (``dgpgeom.solvers._sym3``).
 - Forming :math:`N` rounds its entries at the scale of :math:`1 + \lVert\bar x_c\rVert^2`,
   which can swamp the small spread :math:`v_c` of an object seen far off a camera's
   axis. The solver therefore takes one Newton step from the first solution, with

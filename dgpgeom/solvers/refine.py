@@ -10,7 +10,7 @@ with :math:`\rho(s) = s^2/2` or a robust kernel (Huber, Cauchy), by a fixed numb
 of Gauss-Newton steps with iteratively re-weighted least squares (IRLS): at each
 step the kernel's weights :math:`\rho'(s)/s` are recomputed from the current
 residuals and the 3×3 normal system :math:`(J^\top W J + \lambda\,\mathrm{diag}(J^\top W J))
-\Delta = -J^\top W e` is solved in closed form (:mod:`dgpgeom.solvers._sym3`). There
+\Delta = -J^\top W e` is solved in closed form (``dgpgeom.solvers._sym3``). There
 is no data-dependent loop or early exit, so the function is batched, runs on GPU
 and ``meta`` tensors, under :func:`torch.func.vmap` and
 ``torch.compile(fullgraph=True)``; it is differentiated by plain autograd through
