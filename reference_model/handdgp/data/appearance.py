@@ -265,16 +265,18 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         amplitude *= rng.uniform(0.35, 0.7)
     image = np.ascontiguousarray(_resize(low, height, width))
     _draw_shapes(rng, image)
-    if rng.random() < 0.4:  # stripes (or, squared, bars), at full resolution
-        period = rng.uniform(0.03, 0.3) * max(height, width)
+    if rng.random() < 0.4:  # stripes (or, sharpened, bars), at half resolution
+        hh, hw = -(-height // 2), -(-width // 2)
+        period = rng.uniform(0.015, 0.15) * max(height, width)
         theta = rng.uniform(0, np.pi)
-        x = np.arange(width, dtype=np.float32)[None, :] * np.float32(np.cos(theta) / period)
-        y = np.arange(height, dtype=np.float32)[:, None] * np.float32(np.sin(theta) / period)
+        x = np.arange(hw, dtype=np.float32)[None, :] * np.float32(np.cos(theta) / period)
+        y = np.arange(hh, dtype=np.float32)[:, None] * np.float32(np.sin(theta) / period)
         wave = np.sin(np.float32(2 * np.pi) * (x + y))
         if rng.random() < 0.5:
             wave = np.tanh(np.float32(6.0) * wave)
-        color = (rng.uniform(8.0, 40.0) * rng.uniform(0.3, 1.0, 3)).astype(np.float32)
-        image += wave[..., None] * color
+        color = rng.uniform(8.0, 40.0) * rng.uniform(0.3, 1.0, 3)
+        wave = cv2.resize(wave, (width, height), interpolation=cv2.INTER_LINEAR)
+        image += cv2.merge([wave * np.float32(c) for c in color])
     if rng.random() < 0.3:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 3.0))
     return image

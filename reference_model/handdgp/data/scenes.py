@@ -23,17 +23,21 @@ A scene is everything geometric about one sample, in the OpenCV camera frame
 - **Placement.** The root (wrist) depth is uniform in ``depth_range`` restricted to
   the depths at which the whole hand fits in the image, then the root's pixel is
   uniform over the positions that keep every hand vertex at least ``image_margin``
-  pixels inside the image. Both sets are computed exactly (for a fixed depth, each
-  vertex's pixel is affine in the root's normalised image coordinate, so the
-  convex hull of the vertices decides), so there is no rejection, except of the
-  rare camera in which the hand fits nowhere (then all of it is drawn again). A fraction ``cropped_fraction`` of the
-  hands may instead leave the image by up to 35 % of its size on each side (the root
-  stays inside): partially visible hands, whose outside keypoints are marked not
-  visible.
+  pixels inside the image. For a fixed depth each vertex's pixel is affine in the
+  root's normalised image coordinate, so the allowed root positions are an exact
+  interval per axis (decided by the convex hull of the vertices); the allowed depths
+  are bracketed on a 33-point grid and drawn by rejection within one grid step. A
+  camera in which the hand fits at no depth is drawn again. A fraction
+  ``cropped_fraction`` of the hands may instead overhang the image by up to 35 % of
+  its size on each side (the root stays inside): partially visible hands, whose
+  outside keypoints are marked not visible.
 - **Forearm.** With probability ``forearm_probability`` a tapered tube 25-50 cm
   long (the forearm, and the upper arm straight on when long) continues the hand
-  mesh's open wrist ring along ``-R e_y``. It is not part of the hand mask; it hides
-  the finger keypoints like an occluder, and the wrist when more than 3 cm in front.
+  mesh's open wrist ring along ``-R e_y``. The hand mesh ends at the wrist joint, so
+  the first 4 cm of the tube, the wrist cuff, count as hand: they are in the hand
+  mask and are the wrist keypoint's own skin, and hands without a forearm keep the
+  cuff, closed by a cap. The rest of the arm is not in the mask and hides keypoints
+  like an occluder.
 - **Occluder.** With probability ``occluder_probability`` a superellipsoid (sphere,
   box, cylinder and everything between), 1-4 cm half-extents, is placed 0.5-4 cm
   in front of a random finger keypoint along its line of sight, off by up to 1.5 cm.
@@ -51,11 +55,12 @@ wrist and knuckles deepest), so neither a plain depth test against the rendered
 depth nor the distance to the nearest vertex works: the skin right over a joint
 would hide it. Instead each keypoint owns the skin of the bones that meet at it
 (faces whose vertices are mostly skinned to its joint, its parent or its children;
-the distal phalanx for a fingertip; the palm and the forearm for the wrist). The
+the distal phalanx for a fingertip; the palm and the wrist cuff for the wrist). The
 surface rendered at the keypoint's nearest pixel hides it unless that surface is its
 own skin no more than ``max_skin_depth`` (3 cm) in front of it, or lies at most
-``tolerance`` (2 mm) in front of it (which handles fingertip vertices on the
-silhouette), or the pixel is empty. Another finger, the occluder, or the keypoint's
+``tolerance`` (2 mm) in front of it, or the pixel is empty. A fingertip vertex on the
+silhouette can fall on an empty pixel: then the frontmost surface among the 8
+neighbouring pixels is tested instead. Another finger, the occluder, or the keypoint's
 own finger seen end-on from further than 3 cm, therefore hide it.
 """
 
@@ -85,7 +90,10 @@ __all__ = [
 
 BLOCK_SIZE = 64
 _OCCLUDER_GRID = (10, 16)  # latitude rings (without the poles) x longitude segments
-_FOREARM_STATIONS = (0.0, 0.12, 0.35, 0.65, 1.0)  # ring positions along the forearm
+# Ring positions along the forearm: the wrist ring, the end of the wrist cuff (metres),
+# then fractions of the forearm's length.
+_WRIST_CUFF = 0.04
+_FOREARM_STATIONS = (0.0, _WRIST_CUFF, 0.35, 0.65, 1.0)
 _ZNEAR = 0.05  # metres: geometry of interest stays beyond this depth
 _HIDDEN = (0.0, 0.0, -1.0)  # where absent meshes are collapsed (behind the camera)
 
@@ -166,8 +174,8 @@ class HandScene(NamedTuple):
         root: `(3,)` float64 wrist position, metres.
         vertices: `(V, 3)` float64 hand mesh ``HandModel(pose, shape).vertices + root``.
         keypoints: `(21, 3)` float64 keypoints, FreiHAND order.
-        forearm: `(Vf, 3)` float64 forearm mesh (collapsed behind the camera if absent).
-        has_forearm: whether the forearm is shown.
+        forearm: `(Vf, 3)` float64 forearm mesh (only the wrist cuff if absent).
+        has_forearm: whether the forearm beyond the wrist cuff is shown.
         occluder: `(Vo, 3)` float64 occluder mesh (collapsed if absent).
         has_occluder: whether there is an occluder.
         occluded_keypoint: the keypoint the occluder was placed in front of, or -1.
@@ -323,7 +331,7 @@ def _place_root(
 ) -> tuple[_Camera, np.ndarray]:
     """Draw a camera and a root position that keeps ``points`` `(N, 3)` in the image."""
     zmin, zmax = config.depth_range
-    grid = np.linspace(zmin, zmax, 17)
+    grid = np.linspace(zmin, zmax, 33)
     xz, yz = points[:, [0, 2]], points[:, [1, 2]]
     xz, yz = xz[_hull(xz)], yz[_hull(yz)]
     # The extent seen from the far end, an upper bound on what still fits there.
@@ -352,16 +360,10 @@ def _place_root(
         feasible = (lx <= hx) & (ly <= hy)
         if not feasible.any():
             continue
-        first = int(np.argmax(feasible))
-        z_low = grid[first]
-        if first > 0:  # refine the nearest feasible depth between two grid points
-            a, b = grid[first - 1], grid[first]
-            for _ in range(4):  # to 1/16 of a grid step
-                mid = np.array([(a + b) / 2])
-                m = intervals(mid)
-                a, b = (a, mid[0]) if (m[0] <= m[1]) & (m[2] <= m[3]) else (mid[0], b)
-            z_low = b
-        for _ in range(20):
+        # Uniform over the feasible depths: from the grid point before the first
+        # feasible one, rejecting the (at most one grid step of) infeasible depths.
+        z_low = grid[max(int(np.argmax(feasible)) - 1, 0)]
+        for _ in range(50):
             z = np.array([rng.uniform(z_low, zmax)])
             lx, hx, ly, hy = (v[0] for v in intervals(z))
             if lx <= hx and ly <= hy:
@@ -402,7 +404,10 @@ def wrist_ring(template: HandTemplate) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def forearm_faces(ring_size: int) -> np.ndarray:
-    """Faces of the forearm tube: rings of ``ring_size`` vertices, then a cap centre."""
+    """Faces of the forearm tube: rings of ``ring_size`` vertices, then a cap centre.
+
+    The first ``2 * ring_size`` faces are the wrist cuff (the first 4 cm).
+    """
     faces = []
     for k in range(len(_FOREARM_STATIONS) - 1):
         for j in range(ring_size):
@@ -416,17 +421,24 @@ def forearm_faces(ring_size: int) -> np.ndarray:
 
 
 def _forearm(
-    rng: np.random.Generator, ring: np.ndarray, direction: np.ndarray
+    rng: np.random.Generator, ring: np.ndarray, direction: np.ndarray, full: bool
 ) -> np.ndarray:
-    """Forearm vertices continuing the posed wrist ring `(R, 3)` along ``-direction``."""
+    """Forearm vertices continuing the posed wrist ring `(R, 3)` along ``-direction``.
+
+    Without ``full`` only the wrist cuff is kept: the later rings collapse onto the
+    cuff's end, which the cap closes.
+    """
     length = rng.uniform(0.25, 0.5)
     taper = rng.uniform(0.05, 0.3)
     centre = ring.mean(axis=0)
+    stations = [0.0, _WRIST_CUFF / length, *_FOREARM_STATIONS[2:]]
+    if not full:
+        stations = [0.0] + [_WRIST_CUFF / length] * (len(stations) - 1)
     rings = [
         centre - s * length * direction + (ring - centre) * (1.0 + taper * min(1.0, 2 * s))
-        for s in _FOREARM_STATIONS
+        for s in stations
     ]
-    cap = centre - length * direction
+    cap = centre - stations[-1] * length * direction
     return np.concatenate([*rings, cap[None]], axis=0)
 
 
@@ -573,10 +585,10 @@ def sample_scenes(
         cropped = bool(rng.random() < config.cropped_fraction)
         cam, root = _place_root(rng, np.concatenate([vertices[k], keypoints[k]]), config, cropped)
         verts_cam, kps_cam = vertices[k] + root, keypoints[k] + root
-        has_forearm = bool(rng.random() < config.forearm_probability) and len(ring) > 2
-        forearm = (
-            _forearm(rng, verts_cam[ring], rotations[k][:, 1]) if has_forearm else hidden_forearm
-        )
+        has_forearm = bool(rng.random() < config.forearm_probability)
+        forearm = hidden_forearm
+        if len(ring) > 2:
+            forearm = _forearm(rng, verts_cam[ring], rotations[k][:, 1], has_forearm)
         occluder, target = hidden_occluder, -1
         if rng.random() < config.occluder_probability:
             placed = _occluder(rng, kps_cam)
@@ -619,10 +631,11 @@ def keypoint_visibility(
 ) -> np.ndarray:
     """Which keypoints are seen: inside the image and hidden by nothing else.
 
-    The surface rendered at a keypoint's nearest pixel hides it unless the pixel is
-    empty, or the surface lies at most ``tolerance`` in front of the keypoint, or it
-    is the keypoint's own skin (``own_faces``) at most ``max_skin_depth`` in front.
-    See the module docstring for why.
+    The surface rendered at a keypoint's nearest pixel (or, if that pixel is empty,
+    the frontmost surface among its 8 neighbours) hides it unless there is none, or
+    it lies at most ``tolerance`` in front of the keypoint, or it is the keypoint's
+    own skin (``own_faces``) at most ``max_skin_depth`` in front. See the module
+    docstring for why.
 
     Args:
         keypoints: `(21, 3)` camera-frame keypoints, metres.
@@ -659,7 +672,16 @@ def keypoint_visibility(
     )
     col = np.clip(np.rint(np.where(inside, uv[:, 0], 0)), 0, width - 1).astype(np.int64)
     row = np.clip(np.rint(np.where(inside, uv[:, 1], 0)), 0, height - 1).astype(np.int64)
-    surface, face = depth[row, col], face_index[row, col]
+    # At an empty pixel (a fingertip on the silhouette), test the frontmost surface
+    # of the 3 x 3 neighbourhood instead.
+    offsets = np.array([(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    rows = np.clip(row[:, None] + offsets[None, :, 0], 0, height - 1)
+    cols = np.clip(col[:, None] + offsets[None, :, 1], 0, width - 1)
+    faces, depths = face_index[rows, cols], depth[rows, cols]
+    nearest = np.where(faces >= 0, depths, np.inf).argmin(axis=1)
+    pick = np.where(faces[:, 0] >= 0, 0, nearest)
+    face = faces[np.arange(len(z)), pick]
+    surface = depths[np.arange(len(z)), pick]
     in_front = z - surface
     own = own_faces[np.arange(len(z)), np.clip(face, 0, own_faces.shape[1] - 1)] & (face >= 0)
     seen = (face < 0) | (in_front <= tolerance) | (own & (in_front <= max_skin_depth))

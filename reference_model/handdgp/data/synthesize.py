@@ -6,7 +6,8 @@ writes ``N`` of them to disk in FreiHAND's training layout, which
 :class:`~handdgp.data.SyntheticHandDataset` reads::
 
     DIR/training/rgb/%08d.jpg       RGB images (JPEG)
-    DIR/training/mask/%08d.jpg      hand masks, 0 or 255 (JPEG, quality 100)
+    DIR/training/mask/%08d.jpg      hand masks (the hand and the first 4 cm of the
+                                    forearm), 0 or 255 (JPEG, quality 100)
     DIR/training_K.json             N x 3 x 3 intrinsics
     DIR/training_xyz.json           N x 21 x 3 keypoints, metres, camera frame
     DIR/training_verts.json         N x 1609 x 3 vertices, metres, camera frame
@@ -67,6 +68,7 @@ __all__ = ["ANNOTATION_KEYS", "RenderedSample", "make_dataset", "render_block"]
 ANNOTATION_KEYS = ("K", "xyz", "verts", "scale", "visibility", "params")
 _FORMAT = 1
 _DECIMALS = 6
+_DRAW_BATCH = 16
 
 
 class RenderedSample(NamedTuple):
@@ -75,7 +77,8 @@ class RenderedSample(NamedTuple):
     Attributes:
         index: position in the data set.
         rgb: `(H, W, 3)` uint8 RGB image.
-        mask: `(H, W)` bool hand mask (the hand only: not the forearm or occluder).
+        mask: `(H, W)` bool hand mask: the hand and the wrist cuff (the first 4 cm of
+            the forearm), not the rest of the arm or the occluder.
         intrinsics: `(3, 3)` float64 intrinsics, pixels.
         keypoints: `(21, 3)` float64 camera-frame keypoints, metres.
         vertices: `(V, 3)` float64 camera-frame hand vertices, metres.
@@ -98,7 +101,7 @@ class _Meshes(NamedTuple):
 
     faces: torch.Tensor
     faces_np: np.ndarray
-    num_hand_faces: int
+    num_mask_faces: int
     own_faces: np.ndarray
     ring: np.ndarray
     forearm_uv: tuple[np.ndarray, np.ndarray]
@@ -120,11 +123,12 @@ def _meshes(template: HandTemplate) -> _Meshes:
     arm_v = np.concatenate([np.repeat(np.arange(stations, dtype=float), len(ring)), [stations]])
     own = np.zeros((21, len(faces)), dtype=bool)
     own[:, : len(hand)] = keypoint_skin(template)
-    own[0, len(hand) : len(hand) + len(arm)] = True  # the forearm is the wrist's
+    cuff = len(hand) + 2 * len(ring)  # the hand, then the forearm's first 4 cm
+    own[0, len(hand) : cuff] = True
     return _Meshes(
         torch.from_numpy(faces),
         faces,
-        len(hand),
+        cuff,
         own,
         ring,
         (arm_u, arm_v * 2.0),
@@ -223,8 +227,12 @@ def render_block(
         for k, scene in enumerate(scenes)
     ]
     results: dict[int, RenderedSample] = {}
+    groups = []
     for size in sorted({s.image_size for s in scenes}):
-        group = [k for k, s in enumerate(scenes) if s.image_size == size]
+        same = [k for k, s in enumerate(scenes) if s.image_size == size]
+        # At most 16 images per draw: bigger read-back buffers cost page faults.
+        groups += [(size, same[i : i + _DRAW_BATCH]) for i in range(0, len(same), _DRAW_BATCH)]
+    for size, group in groups:
         rgb, depth, face = _rasterize(
             np.stack([combined[k] for k in group]),
             np.stack([shaded[k] for k in group]),
@@ -250,7 +258,7 @@ def render_block(
             results[k] = RenderedSample(
                 index=scene.index,
                 rgb=image,
-                mask=(face[j] >= 0) & (face[j] < meshes.num_hand_faces),
+                mask=(face[j] >= 0) & (face[j] < meshes.num_mask_faces),
                 intrinsics=K,
                 keypoints=scene.keypoints,
                 vertices=scene.vertices,
@@ -319,10 +327,37 @@ class _Job(NamedTuple):
 _WORKER: dict[str, Any] = {}
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory instead of returning it to the system.
+
+    Every sample allocates and frees a few megabytes of image buffers; with glibc's
+    defaults they go back to the kernel and come back as fresh pages, which cost
+    about 10 % of the run time in page faults. A no-op where glibc is not the libc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 64 << 20)
+    mallopt(m_trim_threshold, 512 << 20)
+
+
 def _worker_state() -> tuple[HandModel, HandTemplate]:
     key = os.getpid()
     if _WORKER.get("pid") != key:
+        import cv2
+
         torch.set_num_threads(1)
+        cv2.setNumThreads(1)  # parallelism comes from the worker processes
+        _keep_freed_memory()
         template = load_template()
         _WORKER.update(pid=key, template=template, model=HandModel(template))
     return _WORKER["model"], _WORKER["template"]
