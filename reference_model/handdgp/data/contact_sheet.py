@@ -82,7 +82,7 @@ def draw_hand(
     if mask is not None:
         resized = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(resized, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(canvas, contours, -1, (0, 230, 230), 1, cv2.LINE_AA)
+        cv2.drawContours(canvas, contours, -1, (0, 230, 230), 1, cv2.LINE_8)
     if keypoints2d is not None:
         points = _fixed(to_canvas(keypoints2d))
         visible = np.ones(len(points), bool) if visibility is None else np.asarray(visibility, bool)

@@ -192,11 +192,16 @@ def render_block(
     *,
     config: SceneConfig | None = None,
     backend: str = "auto",
+    count: int | None = None,
 ) -> list[RenderedSample]:
     """Render scenes (e.g. one block of :func:`~handdgp.data.scenes.sample_scenes`).
 
-    Scenes of the same image size are rasterised in one call. Everything random
-    (skin, light, background, noise) comes from each scene's own generator.
+    Scenes of the same image size are rasterised together, up to 16 per call, in
+    order. Rasterisation depends (at the level of sub-pixel rounding on triangle
+    edges) on a scene's position in its call, so to make every sample a pure function
+    of its index, pass the whole block and use ``count`` to keep only the first
+    scenes. Everything random (skin, light, background, noise) comes from each
+    scene's own generator.
 
     Args:
         scenes: the scenes.
@@ -204,26 +209,31 @@ def render_block(
         config: the scene configuration (for the visibility tolerance); default
             ``SceneConfig()``.
         backend: renderer backend, ``"auto"``, ``"egl"`` or ``"torch"``.
+        count: return only the first ``count`` scenes (all are rasterised); default all.
 
     Returns:
-        One :class:`RenderedSample` per scene, in order.
+        One :class:`RenderedSample` per returned scene, in order.
 
     Example:
         >>> from handdgp.data.scenes import sample_scenes
         >>> from handdgp.hand import HandModel, load_template
         >>> template = load_template()
         >>> config = SceneConfig(image_size_range=(32, 32), focal_range=(30.0, 100.0))
-        >>> scenes = sample_scenes(HandModel(template), template, 0, 0, config)[:2]
-        >>> out = render_block(scenes, template, config=config)
-        >>> out[1].rgb.shape, out[1].mask.dtype, out[1].visibility.shape
-        ((32, 32, 3), dtype('bool'), (21,))
+        >>> scenes = sample_scenes(HandModel(template), template, 0, 0, config)
+        >>> out = render_block(scenes, template, config=config, count=2)
+        >>> len(out), out[1].rgb.shape, out[1].mask.dtype, out[1].visibility.shape
+        (2, (32, 32, 3), dtype('bool'), (21,))
     """
     config = SceneConfig() if config is None else config
+    count = len(scenes) if count is None else min(count, len(scenes))
     meshes = _meshes(template)
     combined = np.stack([np.concatenate([s.vertices, s.forearm, s.occluder]) for s in scenes])
-    normals = vertex_normals(torch.from_numpy(combined).float(), meshes.faces).double().numpy()
+    normals = vertex_normals(torch.from_numpy(combined[:count]).float(), meshes.faces)
+    normals = normals.double().numpy()
     shaded = [
         appearance.shade(scene.rng, normals[k], _albedo(scene, template, meshes))
+        if k < count
+        else np.zeros(combined[k].shape, np.float32)  # rasterised for the grouping only
         for k, scene in enumerate(scenes)
     ]
     results: dict[int, RenderedSample] = {}
@@ -242,6 +252,8 @@ def render_block(
             backend,
         )
         for j, k in enumerate(group):
+            if k >= count:
+                continue
             scene = scenes[k]
             rng = scene.rng
             image = appearance.composite(rng, rgb[j], face[j] >= 0)
@@ -275,7 +287,7 @@ def render_block(
                     "curl": scene.curl,
                 },
             )
-    return [results[k] for k in range(len(scenes))]
+    return [results[k] for k in range(count)]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -367,9 +379,10 @@ def _process_block(job: _Job, block: int) -> tuple[int, dict[str, bytes]]:
     """Render one block, write its images; returns its annotations as JSON fragments."""
     model, template = _worker_state()
     scenes = sample_scenes(model, template, job.seed, block, job.config)
-    scenes = [s for s in scenes if s.index < job.num]
+    count = min(job.num - block * BLOCK_SIZE, BLOCK_SIZE)
     items: dict[str, list[bytes]] = {k: [] for k in ANNOTATION_KEYS}
-    for sample in render_block(scenes, template, config=job.config, backend=job.backend):
+    rendered = render_block(scenes, template, config=job.config, backend=job.backend, count=count)
+    for sample in rendered:
         name = f"{sample.index:08d}.jpg"
         _write_image(job.out / "training" / "rgb" / name, sample.rgb, job.jpeg_quality)
         _write_image(job.out / "training" / "mask" / name, sample.mask.astype(np.uint8) * 255, 100)
