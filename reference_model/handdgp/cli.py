@@ -199,7 +199,8 @@ def _add_crop_fit(subparsers) -> None:
         help="fraction of hands that fit the canonical crop, per canonical focal length",
         description=(
             "For each candidate canonical focal length, the fraction of samples of DIR whose "
-            "21 keypoints (and whose vertices) all fall inside the rectified crop."
+            "21 keypoints (and whose vertices) all fall inside the rectified crop, and how big "
+            "the hands are in it (the extent of their keypoints)."
         ),
     )
     p.add_argument("root", type=Path, metavar="DIR", help="data set directory")
@@ -212,17 +213,20 @@ def _add_crop_fit(subparsers) -> None:
 
 def _cmd_crop_fit(args: argparse.Namespace) -> int:
     from handdgp.data import SyntheticHandDataset
-    from handdgp.data.crops import keypoints_in_crop_fraction
+    from handdgp.data.crops import crop_fit_statistics
 
     dataset = SyntheticHandDataset(args.root, load_masks=False)
     count = len(dataset) if args.num is None else min(args.num, len(dataset))
-    fractions = keypoints_in_crop_fraction(
+    fits = crop_fit_statistics(
         dataset, args.focals, image_size=args.image_size, mode=args.mode, indices=list(range(count))
     )
     print(f"{count} samples, {args.image_size}-pixel crops, {args.mode} mode")
-    print("focal  keypoints inside  vertices inside")
-    for focal, (keypoints, vertices) in fractions.items():
-        print(f"{focal:5.0f}  {100 * keypoints:15.1f} %  {100 * vertices:13.1f} %")
+    print("focal  keypoints inside  vertices inside  hand size: median  10th pct (px)")
+    for focal, fit in fits.items():
+        print(
+            f"{focal:5.0f}  {100 * fit.keypoints_inside:14.1f} %  {100 * fit.vertices_inside:13.1f} %"
+            f"  {fit.median_size:17.1f}  {fit.p10_size:9.1f}"
+        )
     return 0
 
 

@@ -10,10 +10,10 @@ import torch
 from handdgp.data import HandSample, SyntheticHandDataset
 from handdgp.data.crops import (
     CropDataset,
+    crop_fit_statistics,
     crop_image,
     crop_rectification,
     hand_box,
-    keypoints_in_crop_fraction,
 )
 from torch.utils.data import DataLoader
 
@@ -266,9 +266,12 @@ class TestCropDataset:
             CropDataset([bare])[0]
 
 
-class TestKeypointsInCropFraction:
-    def test_fractions(self):
+class TestCropFitStatistics:
+    def test_fractions_and_sizes(self):
         samples = [_hand(s, centre=(0.0, 0.0, z)) for s, z in enumerate((0.3, 0.6, 1.0))]
-        fit = keypoints_in_crop_fraction(samples, [50.0, 200.0, 2000.0])
-        assert fit[50.0] == (1.0, 1.0) and fit[2000.0] == (0.0, 0.0)
-        assert 0.0 <= fit[200.0][1] <= fit[200.0][0] <= 1.0
+        fit = crop_fit_statistics(samples, [50.0, 200.0, 2000.0])
+        assert fit[50.0][:2] == (1.0, 1.0) and fit[2000.0][:2] == (0.0, 0.0)
+        assert 0.0 <= fit[200.0].vertices_inside <= fit[200.0].keypoints_inside <= 1.0
+        # sizes scale with the focal length (perspective mode: exactly)
+        assert fit[200.0].median_size == pytest.approx(4 * fit[50.0].median_size)
+        assert fit[50.0].p10_size <= fit[50.0].median_size

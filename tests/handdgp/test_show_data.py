@@ -71,7 +71,9 @@ class TestCommandLine:
         assert out.stat().st_size > 1000 and str(out) in capsys.readouterr().out
 
     def test_crop_fit(self, synthetic_set, capsys):
-        assert main(["crop-fit", str(synthetic_set), "--focals", "5", "100000", "--num", "8"]) == 0
+        assert main(["crop-fit", str(synthetic_set), "--focals", "40", "100000", "--num", "8"]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("8 samples")
-        assert lines[2].split()[:2] == ["5", "100.0"] and lines[3].split()[:2] == ["100000", "0.0"]
+        assert lines[2].split()[:2] == ["40", "100.0"] and lines[3].split()[:2] == ["100000", "0.0"]
+        small, large = float(lines[2].split()[-2]), float(lines[3].split()[-2])  # median sizes
+        assert large == pytest.approx(2500 * small, rel=2e-2)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -53,10 +53,11 @@ from .sample import HandSample
 
 __all__ = [
     "CropDataset",
+    "CropFit",
+    "crop_fit_statistics",
     "crop_image",
     "crop_rectification",
     "hand_box",
-    "keypoints_in_crop_fraction",
 ]
 
 _MODES = ("perspective", "affine")
@@ -274,8 +275,9 @@ class CropDataset(Dataset[dict[str, Any]]):
         image_size: crop side ``S``, pixels.
         rectify: rectify to the canonical camera (False: ablation A4).
         canonical_focal: the canonical focal length at ``image_size``, pixels.
-        box_scale: crop box side / tight box side (used with ``rectify=False``, and
-            for nothing else but the box's centre otherwise).
+        box_scale: crop box side / tight box side. It sets the crop's scale only
+            with ``rectify=False``; with rectification the focal length does, and
+            the box only places the crop (and scales the centre-shift augmentation).
         mode: ``"perspective"`` or ``"affine"``.
         augment: training augmentation.
         seed: augmentation seed.
@@ -382,7 +384,24 @@ class CropDataset(Dataset[dict[str, Any]]):
         }
 
 
-def keypoints_in_crop_fraction(
+class CropFit(NamedTuple):
+    """How hands fit a canonical crop (see :func:`crop_fit_statistics`).
+
+    Attributes:
+        keypoints_inside: fraction of samples with all 21 keypoints inside the crop.
+        vertices_inside: fraction of samples with all vertices inside the crop.
+        median_size: median over samples of the keypoints' extent in the crop
+            (the longer side of their bounding box), pixels.
+        p10_size: its 10th percentile, pixels.
+    """
+
+    keypoints_inside: float
+    vertices_inside: float
+    median_size: float
+    p10_size: float
+
+
+def crop_fit_statistics(
     samples_dataset: Any,
     focals: list[float],
     *,
@@ -390,8 +409,8 @@ def keypoints_in_crop_fraction(
     mode: str = "perspective",
     box_scale: float = 1.3,
     indices: list[int] | None = None,
-) -> dict[float, tuple[float, float]]:
-    """How many hands fit in the canonical crop, for candidate canonical focal lengths.
+) -> dict[float, CropFit]:
+    """How hands fit the canonical crop, for candidate canonical focal lengths.
 
     Geometry only (no images are warped): for each sample, the crop of
     :class:`CropDataset` (without augmentation) is computed for each focal length.
@@ -405,31 +424,40 @@ def keypoints_in_crop_fraction(
         indices: samples to use (default all).
 
     Returns:
-        ``{focal: (all keypoints inside, all vertices inside)}`` as fractions of
-        the samples.
+        ``{focal: CropFit}``.
 
     Example:
         >>> K = np.array([[200.0, 0, 63.5], [0, 200.0, 63.5], [0, 0, 1]], np.float32)
         >>> kp = np.random.default_rng(0).normal(0, 0.03, (21, 3)) + [0.0, 0.0, 0.5]
         >>> s = HandSample(np.zeros((8, 8, 3), np.uint8), K, 0, "demo",
         ...                keypoints3d=kp.astype(np.float32), vertices=kp.astype(np.float32))
-        >>> keypoints_in_crop_fraction([s], [50.0, 5000.0])
-        {50.0: (1.0, 1.0), 5000.0: (0.0, 0.0)}
+        >>> fit = crop_fit_statistics([s], [50.0, 5000.0])
+        >>> fit[50.0].keypoints_inside, fit[5000.0].vertices_inside
+        (1.0, 0.0)
     """
     indices = list(range(len(samples_dataset))) if indices is None else indices
-    counts = {float(f): [0, 0] for f in focals}
-    for i in indices:
+    inside = {float(f): np.zeros((len(indices), 2), bool) for f in focals}
+    sizes = {float(f): np.zeros(len(indices)) for f in focals}
+    for n, i in enumerate(indices):
         sample = samples_dataset[i]
         K = np.asarray(sample.intrinsics, np.float64)
         kp = np.asarray(sample.keypoints3d, np.float64)
         verts = np.asarray(sample.vertices, np.float64)
         box = hand_box(np.concatenate([_project(kp, K), _project(verts, K)]), box_scale)
-        for focal in counts:
+        for focal in inside:
             rect = crop_rectification(K, box, image_size=image_size, focal=focal, mode=mode)
             R, k_crop = rect.rotation.numpy(), rect.intrinsics.numpy()
             for slot, points in enumerate((kp, verts)):
                 uv = _project(points @ R.T, k_crop)
-                if ((uv >= -0.5) & (uv < image_size - 0.5)).all():
-                    counts[focal][slot] += 1
-    n = max(len(indices), 1)
-    return {f: (c[0] / n, c[1] / n) for f, c in counts.items()}
+                inside[focal][n, slot] = ((uv >= -0.5) & (uv < image_size - 0.5)).all()
+                if slot == 0:
+                    sizes[focal][n] = (uv.max(axis=0) - uv.min(axis=0)).max()
+    return {
+        f: CropFit(
+            float(inside[f][:, 0].mean()),
+            float(inside[f][:, 1].mean()),
+            float(np.median(sizes[f])),
+            float(np.quantile(sizes[f], 0.1)),
+        )
+        for f in inside
+    }

@@ -81,11 +81,14 @@ __all__ = [
     "BLOCK_SIZE",
     "HandScene",
     "SceneConfig",
+    "forearm_faces",
     "keypoint_skin",
     "keypoint_visibility",
+    "occluder_topology",
     "sample_orientation",
     "sample_scenes",
     "scene_rng",
+    "wrist_ring",
 ]
 
 BLOCK_SIZE = 64
@@ -398,6 +401,19 @@ def _wrist_ring(faces_key: bytes, num_faces: int) -> np.ndarray:
 
 
 def wrist_ring(template: HandTemplate) -> np.ndarray:
+    """The vertices of the hand mesh's open wrist boundary, in order around it.
+
+    Args:
+        template: the hand template.
+
+    Returns:
+        `(R,)` int64 vertex indices (empty for a closed mesh).
+
+    Example:
+        >>> from handdgp.hand import load_template
+        >>> wrist_ring(load_template()).shape
+        (20,)
+    """
     faces = template.faces.to(torch.int64).numpy()
     return _wrist_ring(faces.tobytes(), faces.shape[0])
 
@@ -407,6 +423,16 @@ def forearm_faces(ring_size: int) -> np.ndarray:
     """Faces of the forearm tube: rings of ``ring_size`` vertices, then a cap centre.
 
     The first ``2 * ring_size`` faces are the wrist cuff (the first 4 cm).
+
+    Args:
+        ring_size: vertices per ring (those of :func:`wrist_ring`).
+
+    Returns:
+        `(9 * ring_size, 3)` int64 faces over ``5 * ring_size + 1`` vertices.
+
+    Example:
+        >>> forearm_faces(20).shape
+        (180, 3)
     """
     faces = []
     for k in range(len(_FOREARM_STATIONS) - 1):
@@ -446,8 +472,17 @@ def _forearm(
 def occluder_topology() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(latitude, longitude, faces)`` of the occluders' shared superellipsoid grid.
 
-    Vertices are the two poles then ``rings x segments`` grid points; the angles are
-    `(Vo,)` arrays in radians.
+    Every occluder has this topology (a hidden one is collapsed behind the camera),
+    so that all samples render the same mesh layout.
+
+    Returns:
+        `(Vo,)` latitude and `(Vo,)` longitude of each vertex, radians (the two poles,
+        then 10 rings of 16), and the `(Fo, 3)` int64 faces of the closed grid.
+
+    Example:
+        >>> lat, lon, faces = occluder_topology()
+        >>> lat.shape, faces.shape
+        ((162,), (320, 3))
     """
     rings, segments = _OCCLUDER_GRID
     lat = np.linspace(-np.pi / 2, np.pi / 2, rings + 2)[1:-1]
