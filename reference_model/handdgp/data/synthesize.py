@@ -26,8 +26,10 @@ rendering, so the images match the stored cameras exactly; the vertices used for
 rendering differ from the stored ones by less than 0.5 µm.
 
 **Determinism and resumption.** Every sample is a pure function of ``(seed, index)``
-and the scene configuration (see :mod:`handdgp.data.scenes`); the output files are
-byte-identical for the same settings whatever the number of workers. Samples are
+and the scene configuration (see :mod:`handdgp.data.scenes`; each sample is
+rasterised with the rest of its block of 64, whatever ``N``); the output files are
+byte-identical for the same settings whatever the number of workers, on the same
+software stack (OpenCV's JPEG encoder and Mesa's rasteriser). Samples are
 processed in chunks (256 by default); a finished chunk's annotations go to
 ``DIR/.parts/<chunk>`` (renamed into place once complete), so an interrupted run
 restarted with the same command redoes only the unfinished chunks. The JSON lists are
