@@ -95,6 +95,7 @@ def test_the_guide_has_runnable_examples():
         "how-to/kornia-interop.md",
         "how-to/evaluate-freihand.md",
         "how-to/mediapipe.md",
+        "how-to/multiview-and-refinement.md",
     } <= names
 
 
