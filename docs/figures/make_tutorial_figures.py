@@ -7,7 +7,7 @@ Run from the repository root, with dgpgeom and handdgp installed (or on the path
 It runs the tutorial's steps through the ``handdgp`` command line at a larger size
 than the page's own (CI-run) code: 1024 training and 64 held-out samples of 128-192
 pixel images, 64-pixel crops, a network of width 0.25, 6 epochs of 64 steps (about
-TIME CPU minutes on one thread), then copies the contact sheet, the loss curves, the
+5 CPU minutes on one thread; 11 minutes of wall-clock time on a busy machine), then copies the contact sheet, the loss curves, the
 prediction overlay and the side view to ``docs/figures/tutorial/`` and writes the
 evaluation table to ``results.md`` there. Data, training and evaluation are seeded,
 so the numbers repeat on the same machine and library versions.
