@@ -91,6 +91,7 @@ def test_the_guide_has_runnable_examples():
         "getting-started.md",
         "conventions.md",
         "concepts.md",
+        "tutorial.md",
         "how-to/train-camera-space.md",
         "how-to/kornia-interop.md",
         "how-to/evaluate-freihand.md",
