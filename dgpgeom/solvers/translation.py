@@ -117,12 +117,21 @@ def _intrinsics(intrinsics: Tensor) -> _Intrinsics:
     return _Intrinsics(*intrinsics[..., :2, :].flatten(-2).split(1, -1))
 
 
-def _normalized(points2d: Tensor, k: _Intrinsics) -> tuple[Tensor, Tensor]:
-    """Normalised image coordinates (x, y, 1) = K^-1 (u, v, 1), one `(..., N)` plane each."""
+class _Planes(NamedTuple):
+    """The points, one `(..., N)` plane per coordinate."""
+
+    x: Tensor  # normalised image coordinates: (x, y, 1) = K^-1 (u, v, 1)
+    y: Tensor
+    X: Tensor  # root-relative 3D point, metres
+    Y: Tensor
+    Z: Tensor
+
+
+def _planes(points2d: Tensor, points3d: Tensor, k: _Intrinsics) -> _Planes:
     u, v = points2d.unbind(-1)
     y = (v - k.cy) / k.fy
     x = torch.addcmul(u - k.cx, k.skew, y, value=-1.0) / k.fx
-    return x, y
+    return _Planes(x, y, *points3d.unbind(-1))
 
 
 #: Size from which :func:`_weighted_sum` uses a batched matrix product.
@@ -173,13 +182,10 @@ def _moments(x: Tensor, y: Tensor, weights: Tensor, damping: float) -> _Moments:
     return _Moments(omega, mean_x, mean_y, dx, dy, pivot, valid, count)
 
 
-def _solve(
-    m: _Moments, x: Tensor, y: Tensor, points3d: Tensor, prior: Tensor, damping: float
-) -> Tensor:
+def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> Tensor:
     """Closed-form minimiser from the moments, plain differentiable torch."""
-    X, Y, Z = points3d.unbind(-1)
-    bx = torch.addcmul(X, Z, x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
-    by = torch.addcmul(Y, Z, y, value=-1.0)
+    bx = torch.addcmul(p.X, p.Z, p.x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
+    by = torch.addcmul(p.Y, p.Z, p.y, value=-1.0)
     mean_bx = _weighted_sum(m.omega, bx)
     mean_by = _weighted_sum(m.omega, by)
     numerator = _weighted_sum(m.omega, torch.addcmul(m.dx * bx, m.dy, by))
@@ -201,42 +207,46 @@ def _solve(
     return torch.where(m.valid, torch.cat((tx, ty, tz), -1), prior)
 
 
-def _residuals(
-    x: Tensor, y: Tensor, points3d: Tensor, translation: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+def _residuals(p: _Planes, translation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Depth Z_i + t_z and the residual B_i - A_i t (metres), one `(..., N)` plane each."""
-    X, Y, Z = points3d.unbind(-1)
     tx, ty, tz = translation.split(1, -1)
-    depth = Z + tz
-    rx = torch.addcmul(X + tx, x, depth, value=-1.0)
-    ry = torch.addcmul(Y + ty, y, depth, value=-1.0)
+    depth = p.Z + tz
+    rx = torch.addcmul(p.X + tx, p.x, depth, value=-1.0)
+    ry = torch.addcmul(p.Y + ty, p.y, depth, value=-1.0)
     return depth, rx, ry
+
+
+def _unpack(tensors: tuple[Tensor, ...]) -> tuple[_Planes, _Moments]:
+    split = len(_Planes._fields)
+    return _Planes(*tensors[:split]), _Moments(*tensors[split:])
 
 
 class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
-    Inputs: ``x, y, points3d, prior, damping`` and the fields of :class:`_Moments`.
-    Gradients are returned for ``x``, ``y``, ``points3d``, ``prior`` and ``omega``;
+    Inputs: ``prior, damping``, the fields of :class:`_Planes` and those of
+    :class:`_Moments`. Gradients are returned for the planes, ``prior`` and ``omega``;
     they are total derivatives, which already account for the other moments.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x, y, points3d, prior, damping, *moments):  # type: ignore[override]
-        return _solve(_Moments(*moments), x, y, points3d, prior, damping)
+    def forward(prior, damping, *planes_and_moments):  # type: ignore[override]
+        p, m = _unpack(planes_and_moments)
+        return _solve(m, p, prior, damping)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
-        x, y, points3d, _, damping, *moments = inputs
-        m = _Moments(*moments)
+        _, damping, *planes_and_moments = inputs
+        p, m = _unpack(planes_and_moments)
         ctx.damping = damping
-        ctx.save_for_backward(x, y, points3d, output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
+        ctx.save_for_backward(*p, output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
 
     @staticmethod
     def backward(ctx, grad_translation):  # type: ignore[override]
-        x, y, points3d, translation, omega, mean_x, mean_y, pivot, valid = ctx.saved_tensors
+        *planes, translation, omega, mean_x, mean_y, pivot, valid = ctx.saved_tensors
+        p = _Planes(*planes)
         damping = ctx.damping
         mu = 1.0 + damping
         gx, gy, gz = torch.where(valid, grad_translation, 0.0).split(1, -1)
@@ -247,38 +257,37 @@ class _WeightedDLT(torch.autograd.Function):
         ly = (gy + mean_y * lz) / mu
 
         # dL/d(input) = -l . dF/d(input), with r = B - A t and q = A l per point.
-        depth, rx, ry = _residuals(x, y, points3d, translation)
-        qx = torch.addcmul(-lx, x, lz)
-        qy = torch.addcmul(-ly, y, lz)
-        grad_x = grad_y = grad_points3d = grad_prior = grad_omega = None
-        if ctx.needs_input_grad[0]:
-            grad_x = omega * torch.addcmul(lz * rx, qx, depth, value=-1.0)
-        if ctx.needs_input_grad[1]:
-            grad_y = omega * torch.addcmul(lz * ry, qy, depth, value=-1.0)
-        if ctx.needs_input_grad[2]:
-            grad_X = omega * qx
-            grad_Y = omega * qy
-            grad_Z = -torch.addcmul(grad_X * x, grad_Y, y)
-            grad_points3d = torch.stack((grad_X, grad_Y, grad_Z), -1)
-        if ctx.needs_input_grad[3]:
+        depth, rx, ry = _residuals(p, translation)
+        qx = torch.addcmul(-lx, p.x, lz)
+        qy = torch.addcmul(-ly, p.y, lz)
+        needs_prior, _, needs_x, needs_y, needs_X, needs_Y, needs_Z, needs_omega, *_ = (
+            ctx.needs_input_grad
+        )
+        grad_prior = grad_x = grad_y = grad_X = grad_Y = grad_Z = grad_omega = None
+        if needs_prior:
             # The prior is returned as-is where the system is invalid.
             grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_translation)
-        if ctx.needs_input_grad[5]:
+        if needs_x:
+            grad_x = omega * torch.addcmul(lz * rx, qx, depth, value=-1.0)
+        if needs_y:
+            grad_y = omega * torch.addcmul(lz * ry, qy, depth, value=-1.0)
+        if needs_X or needs_Z:
+            grad_X = omega * qx
+        if needs_Y or needs_Z:
+            grad_Y = omega * qy
+        if needs_Z:
+            grad_Z = -torch.addcmul(grad_X * p.x, grad_Y, p.y)
+        if needs_omega:
             grad_omega = torch.addcmul(qx * rx, qy, ry)
-        return grad_x, grad_y, grad_points3d, grad_prior, None, grad_omega, *[None] * 7
+        grads = (grad_prior, None, grad_x, grad_y, grad_X, grad_Y, grad_Z, grad_omega)
+        return *grads, *[None] * (len(_Moments._fields) - 1)
 
 
 def _statistics(
-    m: _Moments,
-    x: Tensor,
-    y: Tensor,
-    points3d: Tensor,
-    k: _Intrinsics,
-    translation: Tensor,
-    damping: float,
+    m: _Moments, p: _Planes, k: _Intrinsics, translation: Tensor, damping: float
 ) -> tuple[Tensor, Tensor]:
     """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
-    depth, rx, ry = _residuals(x, y, points3d, translation)
+    depth, rx, ry = _residuals(p, translation)
 
     dof = (2.0 * m.count - 3.0).clamp(min=1.0)
     sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / Σw²
@@ -302,7 +311,7 @@ def _statistics(
     # Reprojection error in pixels: K's upper 2x2 applied to the residual, over the depth.
     ex = torch.addcmul(k.fx * rx, k.skew, ry)
     ey = torch.addcmul(k.fy * ry, k.k10, rx)
-    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(x.dtype).tiny
+    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(p.x.dtype).tiny
     residuals = torch.sqrt(error2) / depth.clamp(min=MIN_RESIDUAL_DEPTH)
     return covariance, residuals
 
@@ -420,15 +429,15 @@ def solve_translation(
         prior = _expand(prior.to(dtype), (*batch, 3))
 
     k = _intrinsics(intrinsics)
-    x, y = _normalized(points2d, k)
+    planes = _planes(points2d, points3d, k)
     damping = float(damping)
-    moments = _moments(x, y, weights, damping)
+    moments = _moments(planes.x, planes.y, weights, damping)
     inputs = (points2d, points3d, intrinsics, weights, prior)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        translation = _WeightedDLT.apply(x, y, points3d, prior, damping, *moments)
+        translation = _WeightedDLT.apply(prior, damping, *planes, *moments)
     else:
-        translation = _solve(moments, x, y, points3d, prior, damping)
-    covariance, residuals = _statistics(moments, x, y, points3d, k, translation, damping)
+        translation = _solve(moments, planes, prior, damping)
+    covariance, residuals = _statistics(moments, planes, k, translation, damping)
     valid = moments.valid.squeeze(-1)
     if out_dtype != dtype:
         translation, covariance, residuals = (
@@ -454,8 +463,9 @@ def _solve_translation_naive(
         weights = points3d.new_ones((*batch, num_points))
     if prior is None:
         prior = points3d.new_zeros((*batch, 3))
-    x, y = (t.expand(*batch, num_points) for t in _normalized(points2d, _intrinsics(intrinsics)))
-    weights = weights.expand(*batch, num_points)
-    moments = _moments(x, y, weights, float(damping))
     points3d = points3d.expand(*batch, num_points, 3)
-    return _solve(moments, x, y, points3d, prior.expand(*batch, 3), float(damping))
+    planes = _planes(points2d, points3d, _intrinsics(intrinsics))
+    planes = _Planes(*(t.expand(*batch, num_points) for t in planes))
+    weights = weights.expand(*batch, num_points)
+    moments = _moments(planes.x, planes.y, weights, float(damping))
+    return _solve(moments, planes, prior.expand(*batch, 3), float(damping))
