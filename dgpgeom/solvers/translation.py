@@ -225,8 +225,10 @@ class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
     Inputs: ``prior, damping``, the fields of :class:`_Planes` and those of
-    :class:`_Moments`. Gradients are returned for the planes, ``prior`` and ``omega``;
-    they are total derivatives, which already account for the other moments.
+    :class:`_Moments`. Outputs: the translation and the planes ``depth, rx, ry`` of
+    :func:`_residuals` (which the statistics need, so the backward can reuse them).
+    Gradients are returned for the planes, ``prior`` and ``omega``; they are total
+    derivatives, which already account for the other moments.
     """
 
     generate_vmap_rule = True
@@ -234,61 +236,75 @@ class _WeightedDLT(torch.autograd.Function):
     @staticmethod
     def forward(prior, damping, *planes_and_moments):  # type: ignore[override]
         p, m = _unpack(planes_and_moments)
-        return _solve(m, p, prior, damping)
+        translation = _solve(m, p, prior, damping)
+        return translation, *_residuals(p, translation)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
         _, damping, *planes_and_moments = inputs
         p, m = _unpack(planes_and_moments)
         ctx.damping = damping
-        ctx.save_for_backward(*p, output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(*p, *output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
 
     @staticmethod
-    def backward(ctx, grad_translation):  # type: ignore[override]
-        *planes, translation, omega, mean_x, mean_y, pivot, valid = ctx.saved_tensors
-        p = _Planes(*planes)
+    def backward(ctx, grad_translation, grad_depth, grad_rx, grad_ry):  # type: ignore[override]
+        x, y, _, _, _, translation, depth, rx, ry, omega, mean_x, mean_y, pivot, valid = (
+            ctx.saved_tensors
+        )
         damping = ctx.damping
         mu = 1.0 + damping
-        gx, gy, gz = torch.where(valid, grad_translation, 0.0).split(1, -1)
+        if grad_translation is None:
+            grad_translation = torch.zeros_like(translation)
+
+        # The residual planes rx = X + t_x - x (Z + t_z), ry = Y + t_y - y (Z + t_z) and
+        # depth = Z + t_z depend on t too: add that dependence to t's gradient. grad_z
+        # is also what reaches Z_i directly.
+        grad_z = _scaled_product(grad_depth, x, grad_rx, -1.0)
+        grad_z = _scaled_product(grad_z, y, grad_ry, -1.0)
+        total = [g if g is None else g.sum(-1, keepdim=True) for g in (grad_rx, grad_ry, grad_z)]
+        grad_t = grad_translation + torch.cat([_zero_if_none(g, pivot) for g in total], -1)
+        gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
 
         # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
         lz = ((mean_x * gx + mean_y * gy) / mu + gz) / pivot
         lx = (gx + mean_x * lz) / mu
         ly = (gy + mean_y * lz) / mu
 
-        # dL/d(input) = -l . dF/d(input), with r = B - A t and q = A l per point.
-        depth, rx, ry = _residuals(p, translation)
-        qx = torch.addcmul(-lx, p.x, lz)
-        qy = torch.addcmul(-ly, p.y, lz)
-        needs_prior, _, needs_x, needs_y, needs_X, needs_Y, needs_Z, needs_omega, *_ = (
-            ctx.needs_input_grad
-        )
-        grad_prior = grad_x = grad_y = grad_X = grad_Y = grad_Z = grad_omega = None
-        if needs_prior:
-            # The prior is returned as-is where the system is invalid.
-            grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_translation)
-        if needs_x:
-            grad_x = omega * torch.addcmul(lz * rx, qx, depth, value=-1.0)
-        if needs_y:
-            grad_y = omega * torch.addcmul(lz * ry, qy, depth, value=-1.0)
-        if needs_X or needs_Z:
-            grad_X = omega * qx
-        if needs_Y or needs_Z:
-            grad_Y = omega * qy
-        if needs_Z:
-            grad_Z = -torch.addcmul(grad_X * p.x, grad_Y, p.y)
-        if needs_omega:
-            grad_omega = torch.addcmul(qx * rx, qy, ry)
+        # dL/d(input) = -l . dF/d(input) with q = A l per point, plus the explicit
+        # partial derivatives of the residual planes.
+        qx = torch.addcmul(-lx, x, lz)
+        qy = torch.addcmul(-ly, y, lz)
+        grad_X = _scaled_product(grad_rx, omega, qx)
+        grad_Y = _scaled_product(grad_ry, omega, qy)
+        weighted_lz = omega * lz
+        grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
+        grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
+        grad_Z = _scaled_product(_scaled_product(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
+        grad_omega = torch.addcmul(qx * rx, qy, ry)
+        # The prior is returned as-is where the system is invalid.
+        grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
         grads = (grad_prior, None, grad_x, grad_y, grad_X, grad_Y, grad_Z, grad_omega)
         return *grads, *[None] * (len(_Moments._fields) - 1)
 
 
+def _scaled_product(base: Tensor | None, a: Tensor, b: Tensor | None, value: float = 1.0):
+    """``base + value * a * b``, where a missing ``base`` or ``b`` counts as zero."""
+    if b is None:
+        return base
+    if base is None:
+        return a * b if value == 1.0 else value * a * b
+    return torch.addcmul(base, a, b, value=value)
+
+
+def _zero_if_none(t: Tensor | None, like: Tensor) -> Tensor:
+    return torch.zeros_like(like) if t is None else t
+
+
 def _statistics(
-    m: _Moments, p: _Planes, k: _Intrinsics, translation: Tensor, damping: float
+    m: _Moments, k: _Intrinsics, depth: Tensor, rx: Tensor, ry: Tensor, damping: float
 ) -> tuple[Tensor, Tensor]:
     """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
-    depth, rx, ry = _residuals(p, translation)
-
     dof = (2.0 * m.count - 3.0).clamp(min=1.0)
     sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / Σw²
     sigma2 = torch.where(m.valid, sigma2, 0.0)  # the covariance is zero where invalid
@@ -311,7 +327,7 @@ def _statistics(
     # Reprojection error in pixels: K's upper 2x2 applied to the residual, over the depth.
     ex = torch.addcmul(k.fx * rx, k.skew, ry)
     ey = torch.addcmul(k.fy * ry, k.k10, rx)
-    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(p.x.dtype).tiny
+    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(rx.dtype).tiny
     residuals = torch.sqrt(error2) / depth.clamp(min=MIN_RESIDUAL_DEPTH)
     return covariance, residuals
 
@@ -434,10 +450,11 @@ def solve_translation(
     moments = _moments(planes.x, planes.y, weights, damping)
     inputs = (points2d, points3d, intrinsics, weights, prior)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        translation = _WeightedDLT.apply(prior, damping, *planes, *moments)
+        translation, *residual_planes = _WeightedDLT.apply(prior, damping, *planes, *moments)
     else:
         translation = _solve(moments, planes, prior, damping)
-    covariance, residuals = _statistics(moments, planes, k, translation, damping)
+        residual_planes = _residuals(planes, translation)
+    covariance, residuals = _statistics(moments, k, *residual_planes, damping)
     valid = moments.valid.squeeze(-1)
     if out_dtype != dtype:
         translation, covariance, residuals = (
