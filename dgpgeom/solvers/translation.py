@@ -183,8 +183,11 @@ def _moments(x: Tensor, y: Tensor, weights: Tensor, damping: float) -> _Moments:
     return _Moments(omega, mean_x, mean_y, dx, dy, pivot, valid, count)
 
 
-def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> Tensor:
-    """Closed-form minimiser from the moments, plain differentiable torch."""
+def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> tuple[Tensor, ...]:
+    """Closed-form minimiser from the moments, plain differentiable torch.
+
+    Returns the translation `(..., 3)` and the planes bx, by of b_i.
+    """
     bx = torch.addcmul(p.X, p.Z, p.x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
     by = torch.addcmul(p.Y, p.Z, p.y, value=-1.0)
     mean_bx = _weighted_sum(m.omega, bx)
@@ -205,16 +208,21 @@ def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> Tensor:
         tz = numerator / m.pivot
         tx = m.mean_x * tz - mean_bx
         ty = m.mean_y * tz - mean_by
-    return torch.where(m.valid, torch.cat((tx, ty, tz), -1), prior)
+    return torch.where(m.valid, torch.cat((tx, ty, tz), -1), prior), bx, by
 
 
-def _residuals(p: _Planes, translation: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Depth Z_i + t_z and the residual B_i - A_i t (metres), one `(..., N)` plane each."""
+def _solve_with_residuals(
+    m: _Moments, p: _Planes, prior: Tensor, damping: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The translation and the planes depth Z_i + t_z and residual B_i - A_i t (metres).
+
+    Runs outside autograd only (no-gradient path, forward of :class:`_WeightedDLT`).
+    """
+    translation, bx, by = _solve(m, p, prior, damping)
     tx, ty, tz = translation.split(1, -1)
-    depth = p.Z + tz
-    rx = torch.addcmul(p.X + tx, p.x, depth, value=-1.0)
-    ry = torch.addcmul(p.Y + ty, p.y, depth, value=-1.0)
-    return depth, rx, ry
+    rx = torch.addcmul(bx, p.x, tz, value=-1.0).add_(tx)  # b + t_xy - (x, y) t_z
+    ry = torch.addcmul(by, p.y, tz, value=-1.0).add_(ty)
+    return translation, p.Z + tz, rx, ry
 
 
 def _unpack(tensors: tuple[Tensor, ...]) -> tuple[_Planes, _Moments]:
@@ -226,8 +234,8 @@ class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
     Inputs: ``prior, damping``, the fields of :class:`_Planes` and those of
-    :class:`_Moments`. Outputs: the translation and the planes ``depth, rx, ry`` of
-    :func:`_residuals` (which the statistics need, so the backward can reuse them).
+    :class:`_Moments`. Outputs: those of :func:`_solve_with_residuals` (the statistics
+    need the residual planes, and the backward reuses them).
     Gradients are returned for the planes, ``prior`` and ``omega``; they are total
     derivatives, which already account for the other moments.
     """
@@ -237,8 +245,7 @@ class _WeightedDLT(torch.autograd.Function):
     @staticmethod
     def forward(prior, damping, *planes_and_moments):  # type: ignore[override]
         p, m = _unpack(planes_and_moments)
-        translation = _solve(m, p, prior, damping)
-        return translation, *_residuals(p, translation)
+        return _solve_with_residuals(m, p, prior, damping)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
@@ -451,10 +458,10 @@ def solve_translation(
     moments = _moments(planes.x, planes.y, weights, damping)
     inputs = (points2d, points3d, intrinsics, weights, prior)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        translation, *residual_planes = _WeightedDLT.apply(prior, damping, *planes, *moments)
+        solution = _WeightedDLT.apply(prior, damping, *planes, *moments)
     else:
-        translation = _solve(moments, planes, prior, damping)
-        residual_planes = _residuals(planes, translation)
+        solution = _solve_with_residuals(moments, planes, prior, damping)
+    translation, *residual_planes = solution
     covariance, residuals = _statistics(moments, k, *residual_planes, damping)
     valid = moments.valid.squeeze(-1)
     if out_dtype != dtype:
@@ -486,4 +493,4 @@ def _solve_translation_naive(
     planes = _Planes(*(t.expand(*batch, num_points) for t in planes))
     weights = weights.expand(*batch, num_points)
     moments = _moments(planes.x, planes.y, weights, float(damping))
-    return _solve(moments, planes, prior.expand(*batch, 3), float(damping))
+    return _solve(moments, planes, prior.expand(*batch, 3), float(damping))[0]
