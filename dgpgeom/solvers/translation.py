@@ -30,27 +30,37 @@ Implementation notes (see also the design notes of the project):
   and :math:`t_{xy} = (\bar x\, t_z - \bar b + \lambda p_{xy}) / \mu`. Centring first
   keeps float32 accurate to a few micrometres where the uncentred adjugate loses
   tens. No LAPACK call, no host synchronisation.
-- Per-point quantities are kept as separate `(..., N)` planes (:math:`\tilde x`,
-  :math:`\tilde y`, :math:`X`, :math:`Y`, :math:`Z`, ...) and per-problem ones as
-  `(..., 1)`: element-wise kernels then run over long contiguous rows, where
-  `(..., N, 2)` tensors broadcast against `(..., N, 1)` ones would run inner loops
-  of length 2. Each per-point pass is one fused operation where one exists
-  (``addcmul``), and each weighted sum is one reduction.
+- Per-point quantities are separate `(..., N)` planes (:math:`\tilde x`,
+  :math:`\tilde y`, :math:`X`, :math:`Y`, :math:`Z`, :math:`b`, ...) and per-problem
+  ones `(..., 1)`, so that element-wise kernels run over long contiguous rows
+  (`(..., N, 2)` tensors broadcast against `(..., N, 1)` ones run inner loops of
+  length 2). At large batch sizes every fresh `(..., N)` temporary costs about as
+  much as the arithmetic on it, so each per-point pass is one fused operation where
+  one exists (``addcmul``) and each weighted sum one reduction (a batched dot
+  product for large operands outside autograd).
+- The residuals :math:`r_i = B_i - A_i t = b_i + t_{xy} - (\tilde x_i, \tilde y_i)
+  t_z` and the depths :math:`Z_i + t_z` are computed with the solution; they give
+  :math:`\hat\sigma^2 / S = \sum_i \omega_i \lVert r_i\rVert^2 / (2n - 3)`, the
+  covariance :math:`\hat\sigma^2 M^{-1} = (\hat\sigma^2 / S)(M/S)^{-1}` from its six
+  distinct entries, and the pixel residuals
+  :math:`\lVert K_{2\times2}\, r_i\rVert / (Z_i + t_z)`.
 - The backward pass is the implicit-function theorem on the stationarity
-  condition :math:`F(t) = \sum_i \omega_i A_i^\top (A_i t - B_i) + \lambda (t - p) = 0`:
-  one adjoint solve :math:`\hat\ell = (M/S)^{-1}\bar g` with
+  condition :math:`F(t) = \lambda (t - p) - \sum_i \omega_i A_i^\top r_i = 0`: one
+  adjoint solve :math:`\hat\ell = (M/S)^{-1} g` with
   :math:`(M/S)^{-1} = \operatorname{diag}(1, 1, 0)/\mu + u u^\top / D_\lambda`,
   :math:`u = (\bar x/\mu, \bar y/\mu, 1)`, then every input gradient is
   :math:`-\hat\ell^\top \partial F / \partial(\cdot)`: an element-wise product of
-  :math:`\hat\ell`, :math:`q_i = A_i \hat\ell`, the residuals :math:`r_i` and the
-  inputs, e.g. :math:`\partial L / \partial \omega_i = -q_i \cdot r_i` (autograd
-  carries it on to :math:`w` through :math:`\omega = w^2 / S`). The moments
-  (:math:`\omega`, :math:`\bar x`, :math:`D_\lambda`, ...) are computed once, with
-  autograd, by the caller, which also needs them for the covariance; they enter the
-  autograd Function as inputs. The backward uses only saved inputs and the saved
-  output, so it is itself differentiable (double backward); the gradients it returns
-  for :math:`\tilde x`, :math:`\tilde y` and :math:`\omega` are total derivatives, so
-  none is returned for the moments derived from them.
+  :math:`\hat\ell`, :math:`q_i = A_i \hat\ell`, the residuals and the inputs, e.g.
+  :math:`\partial L / \partial \omega_i = q_i \cdot r_i` (autograd carries it on to
+  :math:`w` through :math:`\omega = w^2 / S`). The autograd Function returns the
+  residual and depth planes too (the statistics use them): their gradients enter
+  :math:`g` through their dependence on :math:`t`, and add their explicit partial
+  derivatives. The moments (:math:`\omega`, :math:`\bar x`, :math:`D_\lambda`, ...)
+  are computed once, with autograd, by the caller, which also needs them for the
+  covariance; they enter the Function as inputs. The gradients it returns for
+  :math:`\tilde x`, :math:`\tilde y` and :math:`\omega` are total derivatives, so
+  none is returned for the moments derived from them. The backward uses only
+  saved inputs and outputs, so it is itself differentiable (double backward).
 """
 
 from __future__ import annotations
@@ -262,16 +272,15 @@ class _WeightedDLT(torch.autograd.Function):
         )
         damping = ctx.damping
         mu = 1.0 + damping
-        if grad_translation is None:
-            grad_translation = torch.zeros_like(translation)
+        grad_t = torch.zeros_like(translation) if grad_translation is None else grad_translation
 
         # The residual planes rx = X + t_x - x (Z + t_z), ry = Y + t_y - y (Z + t_z) and
-        # depth = Z + t_z depend on t too: add that dependence to t's gradient. grad_z
-        # is also what reaches Z_i directly.
-        grad_z = _scaled_product(grad_depth, x, grad_rx, -1.0)
-        grad_z = _scaled_product(grad_z, y, grad_ry, -1.0)
-        total = [g if g is None else g.sum(-1, keepdim=True) for g in (grad_rx, grad_ry, grad_z)]
-        grad_t = grad_translation + torch.cat([_zero_if_none(g, pivot) for g in total], -1)
+        # depth = Z + t_z depend on t too: d(rx, ry, depth)/dt = (1, 0, -x), (0, 1, -y),
+        # (0, 0, 1). Add that to t's gradient; grad_z also reaches Z_i directly.
+        grad_z = _addcmul(_addcmul(grad_depth, x, grad_rx, -1.0), y, grad_ry, -1.0)
+        if grad_z is not None:
+            sums = [_sum_over_points(g, pivot) for g in (grad_rx, grad_ry, grad_z)]
+            grad_t = grad_t + torch.cat(sums, -1)
         gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
 
         # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
@@ -283,12 +292,12 @@ class _WeightedDLT(torch.autograd.Function):
         # partial derivatives of the residual planes.
         qx = torch.addcmul(-lx, x, lz)
         qy = torch.addcmul(-ly, y, lz)
-        grad_X = _scaled_product(grad_rx, omega, qx)
-        grad_Y = _scaled_product(grad_ry, omega, qy)
+        grad_X = _addcmul(grad_rx, omega, qx)
+        grad_Y = _addcmul(grad_ry, omega, qy)
         weighted_lz = omega * lz
         grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
         grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
-        grad_Z = _scaled_product(_scaled_product(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
+        grad_Z = _addcmul(_addcmul(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
         grad_omega = torch.addcmul(qx * rx, qy, ry)
         # The prior is returned as-is where the system is invalid.
         grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
@@ -296,8 +305,8 @@ class _WeightedDLT(torch.autograd.Function):
         return *grads, *[None] * (len(_Moments._fields) - 1)
 
 
-def _scaled_product(base: Tensor | None, a: Tensor, b: Tensor | None, value: float = 1.0):
-    """``base + value * a * b``, where a missing ``base`` or ``b`` counts as zero."""
+def _addcmul(base: Tensor | None, a: Tensor, b: Tensor | None, value: float = 1.0):
+    """``base + value * a * b``, where a missing (None) ``base`` or ``b`` counts as zero."""
     if b is None:
         return base
     if base is None:
@@ -305,8 +314,9 @@ def _scaled_product(base: Tensor | None, a: Tensor, b: Tensor | None, value: flo
     return torch.addcmul(base, a, b, value=value)
 
 
-def _zero_if_none(t: Tensor | None, like: Tensor) -> Tensor:
-    return torch.zeros_like(like) if t is None else t
+def _sum_over_points(g: Tensor | None, like: Tensor) -> Tensor:
+    """`(..., 1)` sum of a `(..., N)` gradient; zeros shaped like ``like`` if it is None."""
+    return torch.zeros_like(like) if g is None else g.sum(-1, keepdim=True)
 
 
 def _statistics(
@@ -314,11 +324,11 @@ def _statistics(
 ) -> tuple[Tensor, Tensor]:
     """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
     dof = (2.0 * m.count - 3.0).clamp(min=1.0)
-    sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / Σw²
+    sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / S
     sigma2 = torch.where(m.valid, sigma2, 0.0)  # the covariance is zero where invalid
 
-    # covariance = σ̂² (M/S)^-1 = σ̂² (diag(1, 1, 0) / mu + u u^T / D), u = (x̄/mu, ȳ/mu, 1),
-    # assembled from its six distinct entries.
+    # covariance = σ̂² M^-1 = (σ̂² / S) (diag(1, 1, 0) / mu + u u^T / D) with
+    # u = (x̄/mu, ȳ/mu, 1), assembled from its six distinct entries.
     if damping > 0:
         mu = 1.0 + damping
         ux, uy, diagonal = m.mean_x / mu, m.mean_y / mu, sigma2 / mu
