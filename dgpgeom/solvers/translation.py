@@ -71,6 +71,7 @@ import torch
 from torch import Tensor
 
 from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.camera import _normalize  # noqa: F401  (the other solvers import it from here)
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
