@@ -291,17 +291,31 @@ class _WeightedDLT(torch.autograd.Function):
 
         # dL/d(input) = -l . dF/d(input) with q = A l per point, plus the explicit
         # partial derivatives of the residual planes.
+        needs_prior, _, needs_x, needs_y, needs_X, needs_Y, needs_Z, needs_omega, *_ = (
+            ctx.needs_input_grad
+        )
         qx = torch.addcmul(-lx, x, lz)
         qy = torch.addcmul(-ly, y, lz)
-        grad_X = _addcmul(grad_rx, omega, qx)
-        grad_Y = _addcmul(grad_ry, omega, qy)
-        weighted_lz = omega * lz
-        grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
-        grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
-        grad_Z = _addcmul(_addcmul(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
-        grad_omega = torch.addcmul(qx * rx, qy, ry)
-        # The prior is returned as-is where the system is invalid.
-        grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
+        grad_x = grad_y = grad_X = grad_Y = grad_Z = grad_omega = grad_prior = None
+        if needs_X or needs_x or needs_Z:
+            grad_X = _addcmul(grad_rx, omega, qx)
+        if needs_Y or needs_y or needs_Z:
+            grad_Y = _addcmul(grad_ry, omega, qy)
+        if needs_x or needs_y:
+            weighted_lz = omega * lz
+            if needs_x:
+                grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
+            if needs_y:
+                grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
+        if needs_Z:
+            grad_Z = _addcmul(_addcmul(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
+        if needs_omega:
+            grad_omega = torch.addcmul(qx * rx, qy, ry)
+        if needs_prior:
+            # The prior is returned as-is where the system is invalid.
+            grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
+        grad_X = grad_X if needs_X else None
+        grad_Y = grad_Y if needs_Y else None
         grads = (grad_prior, None, grad_x, grad_y, grad_X, grad_Y, grad_Z, grad_omega)
         return *grads, *[None] * (len(_Moments._fields) - 1)
 
