@@ -150,6 +150,7 @@ def compute_dtype(*tensors: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
     """
     out = tensors[0].dtype
     for t in tensors[1:]:
-        out = torch.promote_types(out, t.dtype)
+        if t.dtype != out:
+            out = torch.promote_types(out, t.dtype)
     compute = torch.float32 if out in (torch.float16, torch.bfloat16) else out
     return compute, out

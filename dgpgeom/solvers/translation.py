@@ -90,64 +90,62 @@ class TranslationSolution(NamedTuple):
 
 def _normalize(points2d: Tensor, intrinsics: Tensor) -> Tensor:
     """Pixels `(..., N, 2)` to normalised image coordinates, inverting K in closed form."""
-    fx = intrinsics[..., 0, 0, None]
-    fy = intrinsics[..., 1, 1, None]
-    y = (points2d[..., 1] - intrinsics[..., 1, 2, None]) / fy
-    x = (points2d[..., 0] - intrinsics[..., 0, 2, None] - intrinsics[..., 0, 1, None] * y) / fx
-    return torch.stack((x, y), dim=-1)
+    offset = points2d - intrinsics[..., :2, 2].unsqueeze(-2)
+    y = offset[..., 1:] / intrinsics[..., 1, 1, None, None]
+    x = (offset[..., :1] - intrinsics[..., 0, 1, None, None] * y) / intrinsics[
+        ..., 0, 0, None, None
+    ]
+    return torch.cat((x, y), dim=-1)
 
 
-class _ReducedSystem(NamedTuple):
-    omega: Tensor  # (..., N) normalised squared weights
-    mean_xn: Tensor  # (..., 2) weighted mean of the normalised coordinates
+class _Moments(NamedTuple):
+    """The weighted moments shared by the solve, its backward and the statistics."""
+
+    omega: Tensor  # (..., N, 1) normalised squared weights
+    mean_xn: Tensor  # (..., 1, 2) weighted mean of the normalised coordinates
+    centred: Tensor  # (..., N, 2) normalised coordinates minus their mean
     pivot: Tensor  # (...) D_lambda, made safe (1) where invalid
     valid: Tensor  # (...) bool
+    count: Tensor  # (...) number of points with a non-zero weight
 
 
-def _reduce(xn: Tensor, weights: Tensor, damping: float) -> _ReducedSystem:
-    """The weighted moments shared by the solve, its backward and the covariance."""
-    w2 = weights.square()
+def _moments(xn: Tensor, weights: Tensor, damping: float) -> _Moments:
+    w2 = weights * weights
     total = w2.sum(-1, keepdim=True)
-    has_weight = total > 0
-    omega = w2 / torch.where(has_weight, total, torch.ones_like(total))
-    mean_xn = (omega.unsqueeze(-2) @ xn).squeeze(-2)
-    spread = (omega * (xn - mean_xn.unsqueeze(-2)).square().sum(-1)).sum(-1)
-    rho2 = mean_xn.square().sum(-1)
-    pivot = spread
+    omega = (w2 / torch.where(total > 0, total, 1.0)).unsqueeze(-1)
+    mean_xn = (omega * xn).sum(-2, keepdim=True)
+    centred = xn - mean_xn
+    pivot = (omega * centred * centred).sum((-2, -1))
+    rho2 = (mean_xn * mean_xn).sum((-2, -1))
     if damping > 0:
-        pivot = spread + damping + damping / (1.0 + damping) * rho2
-    eps = torch.finfo(xn.dtype).eps * CONDITION_TOLERANCE_EPS
-    min_points = 1 if damping > 0 else 2
-    enough = (weights != 0).sum(-1) >= min_points
-    valid = enough & (pivot > eps * (1.0 + rho2).square())
-    pivot = torch.where(valid, pivot, torch.ones_like(pivot))
-    return _ReducedSystem(omega, mean_xn, pivot, valid)
+        pivot = pivot + damping + damping / (1.0 + damping) * rho2
+    count = (weights != 0).sum(-1)
+    tolerance = torch.finfo(xn.dtype).eps * CONDITION_TOLERANCE_EPS
+    valid = (count >= (1 if damping > 0 else 2)) & (pivot > tolerance * (1.0 + rho2).square())
+    pivot = torch.where(valid, pivot, 1.0)
+    return _Moments(omega, mean_xn, centred, pivot, valid, count)
 
 
-def _solve(
-    xn: Tensor, points3d: Tensor, weights: Tensor, prior: Tensor, damping: float
-) -> tuple[Tensor, Tensor]:
-    """Closed-form minimiser, plain differentiable torch. Returns (translation, valid)."""
-    sys = _reduce(xn, weights, damping)
+def _solve(m: _Moments, xn: Tensor, points3d: Tensor, prior: Tensor, damping: float) -> Tensor:
+    """Closed-form minimiser from the moments, plain differentiable torch."""
     b = points3d[..., :2] - points3d[..., 2:] * xn  # (..., N, 2) metres
-    mean_b = (sys.omega.unsqueeze(-2) @ b).squeeze(-2)
-    centred = xn - sys.mean_xn.unsqueeze(-2)
-    numerator = (sys.omega * (centred * b).sum(-1)).sum(-1)
+    mean_b = (m.omega * b).sum(-2, keepdim=True)
+    numerator = (m.omega * m.centred * b).sum((-2, -1))
     if damping > 0:
         mu = 1.0 + damping
+        prior_xy = prior[..., None, :2]
         numerator = (
             numerator
-            + damping / mu * (sys.mean_xn * (mean_b + prior[..., :2])).sum(-1)
+            + damping / mu * (m.mean_xn * (mean_b + prior_xy)).sum((-2, -1))
             + damping * prior[..., 2]
         )
-        tz = numerator / sys.pivot
-        txy = (sys.mean_xn * tz.unsqueeze(-1) - mean_b + damping * prior[..., :2]) / mu
+        tz = (numerator / m.pivot)[..., None, None]
+        txy = (m.mean_xn * tz - mean_b + damping * prior_xy) / mu
     else:
-        tz = numerator / sys.pivot
-        txy = sys.mean_xn * tz.unsqueeze(-1) - mean_b
-    translation = torch.cat((txy, tz.unsqueeze(-1)), dim=-1)
-    translation = torch.where(sys.valid.unsqueeze(-1), translation, prior)
-    return translation, sys.valid
+        tz = (numerator / m.pivot)[..., None, None]
+        txy = m.mean_xn * tz - mean_b
+    translation = torch.cat((txy, tz), dim=-1).squeeze(-2)
+    return torch.where(m.valid.unsqueeze(-1), translation, prior)
 
 
 class _WeightedDLT(torch.autograd.Function):
@@ -157,7 +155,8 @@ class _WeightedDLT(torch.autograd.Function):
 
     @staticmethod
     def forward(xn, points3d, weights, prior, damping):  # type: ignore[override]
-        return _solve(xn, points3d, weights, prior, damping)
+        m = _moments(xn, weights, damping)
+        return _solve(m, xn, points3d, prior, damping), m.valid
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
@@ -169,82 +168,68 @@ class _WeightedDLT(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_translation, _grad_valid):  # type: ignore[override]
+        # Recomputed from the saved inputs (not saved from forward) so that this
+        # backward is itself differentiable.
         xn, points3d, weights, prior, translation, valid = ctx.saved_tensors
         damping = ctx.damping
         mu = 1.0 + damping
-        sys = _reduce(xn, weights, damping)
-        g = torch.where(valid.unsqueeze(-1), grad_translation, torch.zeros_like(grad_translation))
+        m = _moments(xn, weights, damping)
+        g = torch.where(valid.unsqueeze(-1), grad_translation, 0.0)
+        mean_xn = m.mean_xn.squeeze(-2)
 
         # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-        k = ((sys.mean_xn * g[..., :2]).sum(-1) / mu + g[..., 2]) / sys.pivot
-        l_xy = (g[..., :2] + sys.mean_xn * k.unsqueeze(-1)) / mu
-        l_z = k.unsqueeze(-1)  # (..., 1)
+        k = ((mean_xn * g[..., :2]).sum(-1) / mu + g[..., 2]) / m.pivot
+        l_xy = (g[..., :2] + mean_xn * k.unsqueeze(-1)) / mu
+        l_z = k[..., None, None]
 
         depth = points3d[..., 2:] + translation[..., None, 2:]  # (..., N, 1)
         residual = xn * depth - (points3d[..., :2] + translation[..., None, :2])
-        q = xn * l_z.unsqueeze(-1) - l_xy.unsqueeze(-2)  # A_i l, (..., N, 2)
-        omega = sys.omega.unsqueeze(-1)
+        q = xn * l_z - l_xy.unsqueeze(-2)  # A_i l, (..., N, 2)
 
         grad_xn = grad_points3d = grad_weights = grad_prior = None
         if ctx.needs_input_grad[0]:
-            grad_xn = -omega * (l_z.unsqueeze(-1) * residual + q * depth)
+            grad_xn = -m.omega * (l_z * residual + q * depth)
         if ctx.needs_input_grad[1]:
-            grad_z = -(omega * q * xn).sum(-1, keepdim=True)
-            grad_points3d = torch.cat((omega * q, grad_z), dim=-1)
+            grad_z = -(m.omega * q * xn).sum(-1, keepdim=True)
+            grad_points3d = torch.cat((m.omega * q, grad_z), dim=-1)
         if ctx.needs_input_grad[2]:
             per_point = (q * residual).sum(-1)
             if damping > 0:
-                l = torch.cat((l_xy, l_z), dim=-1)
+                l = torch.cat((l_xy, k.unsqueeze(-1)), dim=-1)
                 per_point = per_point + damping * (l * (translation - prior)).sum(-1, keepdim=True)
-            total = weights.square().sum(-1, keepdim=True)
-            safe_total = torch.where(total > 0, total, torch.ones_like(total))
-            grad_weights = -2.0 * weights / safe_total * per_point
+            total = (weights * weights).sum(-1, keepdim=True)
+            grad_weights = -2.0 * weights / torch.where(total > 0, total, 1.0) * per_point
         if ctx.needs_input_grad[3]:
             # The prior is returned as-is where the system is invalid.
-            grad_prior = torch.where(
-                valid.unsqueeze(-1),
-                damping * torch.cat((l_xy, l_z), dim=-1),
-                grad_translation,
-            )
+            l = torch.cat((l_xy, k.unsqueeze(-1)), dim=-1)
+            grad_prior = torch.where(valid.unsqueeze(-1), damping * l, grad_translation)
         return grad_xn, grad_points3d, grad_weights, grad_prior, None
 
 
 def _statistics(
+    m: _Moments,
     xn: Tensor,
     points3d: Tensor,
-    weights: Tensor,
     intrinsics: Tensor,
     translation: Tensor,
-    valid: Tensor,
     damping: float,
 ) -> tuple[Tensor, Tensor]:
     """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
-    sys = _reduce(xn, weights, damping)
-    mu = 1.0 + damping
-    depth = points3d[..., 2] + translation[..., None, 2]
-    residual = xn * depth.unsqueeze(-1) - (points3d[..., :2] + translation[..., None, :2])
+    depth = points3d[..., 2:] + translation[..., None, 2:]
+    residual = xn * depth - (points3d[..., :2] + translation[..., None, :2])
 
-    count = (weights != 0).sum(-1).to(xn.dtype)
-    dof = (2.0 * count - 3.0).clamp(min=1.0)
-    sigma2 = (sys.omega * residual.square().sum(-1)).sum(-1) / dof  # = σ̂² / S
-    u = torch.cat((sys.mean_xn / mu, torch.ones_like(sys.mean_xn[..., :1])), dim=-1)
-    diag = xn.new_tensor([1.0, 1.0, 0.0]) / mu
-    inverse = (
-        torch.diag_embed(diag.expand_as(u))
-        + u.unsqueeze(-1) * u.unsqueeze(-2) / sys.pivot[..., None, None]
-    )
-    covariance = torch.where(
-        valid[..., None, None], sigma2[..., None, None] * inverse, torch.zeros_like(inverse)
-    )
+    dof = (2.0 * m.count.to(xn.dtype) - 3.0).clamp(min=1.0)
+    sigma2 = (m.omega * residual * residual).sum((-2, -1)) / dof  # σ̂² / Σw²
+    mu = 1.0 + damping
+    u = torch.nn.functional.pad(m.mean_xn / mu, (0, 1), value=1.0)  # (..., 1, 3)
+    inverse = u.mT * (u / m.pivot[..., None, None])
+    inverse = inverse + torch.diag(xn.new_tensor([1.0 / mu, 1.0 / mu, 0.0]))
+    covariance = torch.where(m.valid[..., None, None], sigma2[..., None, None] * inverse, 0.0)
 
     # Reprojection error in pixels: K's upper 2x2 applied to the normalised error.
-    safe_depth = torch.where(
-        depth > MIN_RESIDUAL_DEPTH, depth, torch.full_like(depth, MIN_RESIDUAL_DEPTH)
-    )
-    error = residual / safe_depth.unsqueeze(-1)
-    ex = intrinsics[..., 0, 0, None] * error[..., 0] + intrinsics[..., 0, 1, None] * error[..., 1]
-    ey = intrinsics[..., 1, 1, None] * error[..., 1]
-    residuals = torch.sqrt(ex.square() + ey.square() + torch.finfo(xn.dtype).tiny)
+    error = residual / depth.clamp(min=MIN_RESIDUAL_DEPTH)
+    error_px = error @ intrinsics[..., :2, :2].mT
+    residuals = torch.sqrt((error_px * error_px).sum(-1) + torch.finfo(xn.dtype).tiny)
     return covariance, residuals
 
 
@@ -361,10 +346,15 @@ def solve_translation(
         prior = _expand(prior.to(dtype), (*batch, 3))
 
     xn = _normalize(points2d, intrinsics)
-    translation, valid = _WeightedDLT.apply(xn, points3d, weights, prior, float(damping))
-    covariance, residuals = _statistics(
-        xn, points3d, weights, intrinsics, translation, valid, float(damping)
-    )
+    damping = float(damping)
+    inputs = (points2d, points3d, intrinsics, weights, prior)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        translation, valid = _WeightedDLT.apply(xn, points3d, weights, prior, damping)
+        moments = _moments(xn, weights, damping)
+    else:
+        moments = _moments(xn, weights, damping)
+        translation, valid = _solve(moments, xn, points3d, prior, damping), moments.valid
+    covariance, residuals = _statistics(moments, xn, points3d, intrinsics, translation, damping)
     if out_dtype != dtype:
         translation, covariance, residuals = (
             translation.to(out_dtype),
@@ -389,13 +379,9 @@ def _solve_translation_naive(
         weights = points3d.new_ones((*batch, num_points))
     if prior is None:
         prior = points3d.new_zeros((*batch, 3))
-    xn = _normalize(points2d, intrinsics)
-    shape = (*batch, num_points)
-    translation, _ = _solve(
-        xn.expand(*shape, 2),
-        points3d.expand(*shape, 3),
-        weights.expand(shape),
-        prior.expand(*batch, 3),
-        float(damping),
+    xn = _normalize(points2d, intrinsics).expand(*batch, num_points, 2)
+    weights = weights.expand(*batch, num_points)
+    moments = _moments(xn, weights, float(damping))
+    return _solve(
+        moments, xn, points3d.expand(*batch, num_points, 3), prior.expand(*batch, 3), float(damping)
     )
-    return translation
