@@ -190,8 +190,9 @@ class _Entry:
 def _measure_interleaved(entries: list[_Entry], min_sample_seconds: float, budget: float) -> None:
     """Warm up, calibrate inner-loop counts, then sample round-robin with rotation."""
     for e in entries:
-        e.run()  # warm-up (lazy imports, allocator, first-call caches)
-        once = _time_once(e.run, 1)
+        once = _time_once(e.run, 1)  # warm-up (lazy imports, allocator, first-call caches)
+        if once < 1.0:  # slow calls are warm after one; re-time only the fast ones
+            once = _time_once(e.run, 1)
         e.calls = max(1, math.ceil(min_sample_seconds / max(once, 1e-9)))
         # slow cells get fewer samples than asked, but never fewer than 3
         e.repeats = min(e.repeats, max(3, int(budget // max(once * e.calls, 1e-9))))
@@ -351,6 +352,9 @@ class _Run:
             )  # fmt: skip
             if not sampled:
                 self.seen[(e.name, dtype_name, mode)] = (batch, per_problem)
+            self.log(
+                f"    {e.name:<17} {_fmt(per_problem):>9} per problem, {len(e.samples)} samples"
+            )
 
     def _extrapolated(self, name: str, dtype_name: str, batch: int, mode: str, reason: str) -> Cell:
         seen = self.seen.get((name, dtype_name, mode))
