@@ -5,9 +5,12 @@ shape in camera space from its 2D keypoints and the camera intrinsics, with
 analytic backward passes (Valassakis and Garcia-Hernando, *HandDGP*, ECCV 2024).
 """
 
-from dgpgeom import nn, solvers
+from dgpgeom import camera, losses, metrics, nn, solvers
+from dgpgeom import rectify as rectification
 from dgpgeom._validate import ShapeError
+from dgpgeom.metrics import FreiHANDEvaluator
 from dgpgeom.nn import DifferentiableGlobalPositioning
+from dgpgeom.rectify import Rectification, rectify
 from dgpgeom.solvers import (
     MeshPlacement,
     TranslationSolution,
@@ -20,12 +23,19 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DifferentiableGlobalPositioning",
+    "FreiHANDEvaluator",
     "MeshPlacement",
+    "Rectification",
     "ShapeError",
     "TranslationSolution",
     "__version__",
+    "camera",
+    "losses",
+    "metrics",
     "nn",
     "position_mesh",
+    "rectification",
+    "rectify",
     "regress_keypoints",
     "solve_translation",
     "solvers",

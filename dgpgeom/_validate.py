@@ -94,14 +94,15 @@ class ShapeChecker:
         if len(shape) < len(core) or (not has_batch and len(shape) != len(core)):
             raise ShapeError(f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}")
         batch, tail = shape[: len(shape) - len(core)], shape[len(shape) - len(core) :]
+        # Fixed sizes first, so a wrong trailing size is reported as such rather
+        # than after binding a name to a size taken from a misplaced dimension.
         for token, size in zip(core, tail, strict=True):
-            if token == "_":
-                continue
-            if token.isdigit():
-                if size != int(token):
-                    raise ShapeError(
-                        f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}"
-                    )
+            if token.isdigit() and size != int(token):
+                raise ShapeError(
+                    f"{name}: expected shape {_describe(tokens, self.sizes)}, got {shape}"
+                )
+        for token, size in zip(core, tail, strict=True):
+            if token == "_" or token.isdigit():
                 continue
             if token in self.sizes and self.sizes[token] != size:
                 raise ShapeError(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from dgpgeom import losses
 from dgpgeom.solvers.placement import MeshPlacement, position_mesh
 from dgpgeom.solvers.translation import solve_translation
 
-__all__ = ["DifferentiableGlobalPositioning"]
+__all__ = ["DifferentiableGlobalPositioning", "EdgeLengthLoss", "NormalLoss", "ReprojectionLoss"]
 
 
 class DifferentiableGlobalPositioning(nn.Module):
@@ -65,3 +66,80 @@ class DifferentiableGlobalPositioning(nn.Module):
     def extra_repr(self) -> str:
         shape = None if self.joint_regressor is None else tuple(self.joint_regressor.shape)
         return f"joint_regressor={shape}, damping={self.damping}"
+
+
+class ReprojectionLoss(nn.Module):
+    """Module twin of :func:`~dgpgeom.losses.reprojection_loss`; holds its options.
+
+    Example:
+        >>> import torch
+        >>> K = torch.tensor([[500.0, 0.0, 112.0], [0.0, 500.0, 112.0], [0.0, 0.0, 1.0]])
+        >>> loss = ReprojectionLoss("l2")
+        >>> loss(torch.tensor([[0.0, 0.0, 0.5]]), torch.tensor([[114.0, 112.0]]), K)
+        tensor(2.)
+    """
+
+    def __init__(
+        self,
+        kind: str = "l1",
+        *,
+        delta: float = 1.0,
+        reduction: str = "mean",
+        min_depth: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.kind, self.delta, self.reduction, self.min_depth = kind, delta, reduction, min_depth
+
+    def forward(
+        self,
+        points3d_cam: Tensor,
+        points2d: Tensor,
+        intrinsics: Tensor,
+        weights: Tensor | None = None,
+        valid: Tensor | None = None,
+    ) -> Tensor:
+        """See :func:`~dgpgeom.losses.reprojection_loss`."""
+        return losses.reprojection_loss(
+            points3d_cam,
+            points2d,
+            intrinsics,
+            weights,
+            valid,
+            kind=self.kind,  # type: ignore[arg-type]
+            delta=self.delta,
+            reduction=self.reduction,  # type: ignore[arg-type]
+            min_depth=self.min_depth,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, delta={self.delta}, reduction={self.reduction!r}"
+
+
+class _MeshLoss(nn.Module):
+    def __init__(self, faces: Tensor, *, reduction: str = "mean") -> None:
+        super().__init__()
+        self.register_buffer("faces", faces.long())
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"faces={tuple(self.faces.shape)}, reduction={self.reduction!r}"
+
+
+class EdgeLengthLoss(_MeshLoss):
+    """Module twin of :func:`~dgpgeom.losses.edge_length_loss`; holds the faces as a buffer."""
+
+    def forward(self, vertices: Tensor, vertices_gt: Tensor, valid: Tensor | None = None) -> Tensor:
+        """See :func:`~dgpgeom.losses.edge_length_loss`."""
+        return losses.edge_length_loss(
+            vertices, vertices_gt, self.faces, valid, reduction=self.reduction
+        )  # type: ignore[arg-type]
+
+
+class NormalLoss(_MeshLoss):
+    """Module twin of :func:`~dgpgeom.losses.normal_loss`; holds the faces as a buffer."""
+
+    def forward(self, vertices: Tensor, vertices_gt: Tensor, valid: Tensor | None = None) -> Tensor:
+        """See :func:`~dgpgeom.losses.normal_loss`."""
+        return losses.normal_loss(
+            vertices, vertices_gt, self.faces, valid, reduction=self.reduction
+        )  # type: ignore[arg-type]

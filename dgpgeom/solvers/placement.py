@@ -110,6 +110,15 @@ def position_mesh(
         E. Valassakis and G. Garcia-Hernando. *HandDGP: Camera-Space Hand Mesh
         Prediction with Differentiable Global Positioning.* ECCV 2024, §3.1, Eq. 1.
     """
+    # Name the arguments of this function, not solve_translation's, on an N mismatch.
+    check = ShapeChecker()
+    check(points2d, "points2d", "... N 2")
+    if isinstance(joint_regressor, Tensor) and joint_regressor.dim() == 2:
+        if joint_regressor.shape[0] != check.sizes["N"]:
+            raise ShapeError(
+                f"joint_regressor: expected shape (N={check.sizes['N']}, V), one row per "
+                f"point of points2d {tuple(points2d.shape)}, got {tuple(joint_regressor.shape)}"
+            )
     keypoints = regress_keypoints(vertices, joint_regressor)
     solution = solve_translation(
         points2d, keypoints, intrinsics, weights, damping=damping, prior=prior

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.camera import _normalize
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
@@ -86,16 +87,6 @@ class TranslationSolution(NamedTuple):
     valid: Tensor
     covariance: Tensor
     residuals: Tensor
-
-
-def _normalize(points2d: Tensor, intrinsics: Tensor) -> Tensor:
-    """Pixels `(..., N, 2)` to normalised image coordinates, inverting K in closed form."""
-    offset = points2d - intrinsics[..., :2, 2].unsqueeze(-2)
-    y = offset[..., 1:] / intrinsics[..., 1, 1, None, None]
-    x = (offset[..., :1] - intrinsics[..., 0, 1, None, None] * y) / intrinsics[
-        ..., 0, 0, None, None
-    ]
-    return torch.cat((x, y), dim=-1)
 
 
 class _Moments(NamedTuple):

@@ -159,7 +159,7 @@ class TestNormalizePoints:
     def test_bad_input(self):
         K = random_intrinsics()
         with pytest.raises(
-            ShapeError, match=r"points2d: expected shape \(\.\.\., N=5, 2\), got \(5, 3\)"
+            ShapeError, match=r"points2d: expected shape \(\.\.\., N, 2\), got \(5, 3\)"
         ):
             normalize_points(torch.zeros(5, 3, dtype=F64), K)
         with pytest.raises(ShapeError, match="intrinsics: expected shape"):

@@ -1,0 +1,232 @@
+"""Inference throughput of the HandDGP reference network on this machine.
+
+Run from the repository root:
+
+    PYTHONPATH=reference_model:. python benchmarks/bench_inference.py [--threads 1] [--quick]
+
+Two measurements, each at batch 1 and batch 32, in images per second:
+
+- ``network``: one forward pass of the default-sized network (``NetConfig()``, the
+  model's input size) on ready crops, including the DGP translation solve;
+- ``end-to-end``: :func:`handdgp.predict.predict_batch` on 640x480 uint8 images:
+  perspective rectification, the network, and the maps back to the original camera.
+
+Each figure is the median over ``--repeats`` timed runs after warm-up runs. The
+network is built on the packaged hand template when it is installed; otherwise on a
+random mesh hierarchy with the template's vertex counts (same sizes, same cost),
+and the output says so. Weights are random: throughput does not depend on them.
+Results are printed as markdown and written as JSON and markdown under
+``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "reference_model"))
+sys.path.insert(0, str(ROOT))
+
+from handdgp.config import ExperimentConfig  # noqa: E402
+from handdgp.net import HandDGPNet  # noqa: E402
+from handdgp.predict import predict_batch  # noqa: E402
+
+#: Vertex counts of the packaged hand template's mesh hierarchy, finest first.
+TEMPLATE_SIZES = (1609, 805, 403, 202, 101, 51)
+SPIRAL_LENGTH = 9
+
+
+def random_hierarchy(sizes, seed=0):
+    """Spirals, barycentric up-sampling matrices and a keypoint regressor of these sizes."""
+    gen = torch.Generator().manual_seed(seed)
+    spirals = []
+    for v in sizes:
+        s = torch.randint(0, v, (v, SPIRAL_LENGTH), generator=gen)
+        s[:, 0] = torch.arange(v)
+        spirals.append(s)
+    upsampling = []
+    for fine, coarse in itertools.pairwise(sizes):
+        up = torch.zeros(fine, coarse)
+        index = torch.randint(0, coarse, (fine, 3), generator=gen)
+        w = torch.rand(fine, 3, generator=gen)
+        up.scatter_(1, index, w / w.sum(1, keepdim=True))
+        upsampling.append(up)
+    regressor = torch.rand(21, sizes[0], generator=gen)
+    return regressor / regressor.sum(1, keepdim=True), spirals, upsampling
+
+
+def build_model(config):
+    """(model, description of the mesh it was built on)."""
+    try:
+        from handdgp.loading import default_model_factory
+
+        model, _ = default_model_factory(config)
+        return model, "the packaged hand template"
+    except (ImportError, RuntimeError):
+        levels = len(config.net.decoder_channels) + 1
+        sizes = TEMPLATE_SIZES[:levels]
+        regressor, spirals, upsampling = random_hierarchy(sizes)
+        model = HandDGPNet(config.net, regressor, spirals, upsampling)
+        return model, (
+            "a random mesh hierarchy with the template's vertex counts "
+            f"{'-'.join(map(str, sizes))} (the hand template is not installed)"
+        )
+
+
+def median_time(fn, repeats, warmup):
+    """Median wall-clock and process-CPU seconds of ``fn``, and the wall-clock samples."""
+    for _ in range(warmup):
+        fn()
+    times, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu), times
+
+
+def load_average():
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cores():
+    import os
+
+    return os.cpu_count() or 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup = 3, 1
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    config = ExperimentConfig()
+    model, mesh = build_model(config)
+    model.eval()
+    size = config.net.image_size
+    c = (size - 1) / 2.0
+    focal = config.data.canonical_focal
+    k_crop = torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]])
+    k_image = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+    rng = np.random.default_rng(0)
+
+    rows = []
+    for batch in args.batch_sizes:
+        crops = torch.rand(batch, 3, size, size)
+        intrinsics = k_crop.expand(batch, 3, 3)
+
+        def network(crops=crops, intrinsics=intrinsics):
+            with torch.no_grad():
+                model(crops, intrinsics)
+
+        images = rng.integers(0, 256, (batch, 480, 640, 3), dtype=np.uint8)
+        boxes = [(220.0, 140.0, 420.0, 340.0)] * batch
+
+        def end_to_end(images=images, boxes=boxes):
+            predict_batch(model, images, k_image, boxes, data=config.data)
+
+        for name, fn in (("network", network), ("end-to-end", end_to_end)):
+            seconds, cpu_seconds, times = median_time(fn, args.repeats, args.warmup)
+            rows.append(
+                {
+                    "what": name,
+                    "batch": batch,
+                    "median_s": seconds,
+                    "images_per_s": batch / seconds,
+                    "ms_per_image": 1000.0 * seconds / batch,
+                    "cpu_ms_per_image": 1000.0 * cpu_seconds / batch,
+                    "times_s": times,
+                }
+            )
+            print(f"{name:>10} B={batch:<3} {batch / seconds:8.1f} images/s", file=sys.stderr)
+
+    params = sum(p.numel() for p in model.parameters())
+    environment = {
+        "load_average_1min": load_average(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "input_size": size,
+        "net": config.net.to_dict(),
+        "parameters": params,
+        "mesh": mesh,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "command": "PYTHONPATH=reference_model:. python benchmarks/bench_inference.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    lines = [
+        "## HandDGP reference network: inference throughput",
+        "",
+        f"CPU: {environment['cpu']}, {environment['threads']} thread(s), torch "
+        f"{environment['torch']}. Default network ({params / 1e6:.2f} M parameters, "
+        f"{size}x{size} input) built on {mesh}; random weights. Median of "
+        f"{args.repeats} runs after {args.warmup} warm-up runs. Load average at the end "
+        f"of the run: {environment['load_average_1min']:.2f} (on {_cores()} cores): "
+        "where it exceeds the cores, wall-clock figures include waiting for the CPU, and "
+        "the process CPU time per image is the steadier number.",
+        "",
+        "| What | Batch | images/s | ms/image (wall) | ms/image (CPU) |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {r['what']} | {r['batch']} | {r['images_per_s']:.1f} | {r['ms_per_image']:.1f} "
+        f"| {r['cpu_ms_per_image']:.1f} |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        "network: forward pass on ready crops, DGP included. end-to-end: "
+        "`predict_batch` on 640x480 uint8 images (perspective rectification, network, "
+        "maps back to the original camera).",
+        "",
+        f"Command: `{environment['command'].strip()}`",
+    ]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "inference.json").write_text(
+        json.dumps({"environment": environment, "results": rows}, indent=1)
+    )
+    (args.out / "inference.md").write_text(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Data for the HandDGP reference model: a mesh renderer and data-set readers.
+
+- :mod:`~handdgp.data.render`: RGB / mask / depth rendering for any intrinsics
+  (OpenGL through moderngl on EGL, or a pure-torch fallback).
+- :mod:`~handdgp.data.freihand`, :mod:`~handdgp.data.ho3d`: readers for
+  FreiHAND v2, our synthetic sets and HO3D, yielding :class:`HandSample` s.
+"""
+
+from .freihand import FREIHAND_VERSIONS, FreiHANDDataset, SyntheticHandDataset
+from .ho3d import HO3D_TO_FREIHAND, HO3DDataset, opengl_to_opencv
+from .render import (
+    Light,
+    RenderOutput,
+    concat_meshes,
+    egl_available,
+    intrinsics_to_gl_projection,
+    render_mesh,
+    vertex_normals,
+)
+from .safe_pickle import load_pickle
+from .sample import HandSample, collate_hand_samples, project_points
+
+__all__ = [
+    "FREIHAND_VERSIONS",
+    "HO3D_TO_FREIHAND",
+    "FreiHANDDataset",
+    "HO3DDataset",
+    "HandSample",
+    "Light",
+    "RenderOutput",
+    "SyntheticHandDataset",
+    "collate_hand_samples",
+    "concat_meshes",
+    "egl_available",
+    "intrinsics_to_gl_projection",
+    "load_pickle",
+    "opengl_to_opencv",
+    "project_points",
+    "render_mesh",
+    "vertex_normals",
+]

@@ -1,0 +1,131 @@
+"""Prediction heads: 2D keypoints, keypoint weights, and a root-depth baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from handdgp.net.sampling import sample_at_points
+
+__all__ = ["KeypointHead", "RootDepthHead", "WeightHead"]
+
+
+class KeypointHead(nn.Module):
+    """2D keypoints in crop pixels from stride-8 features.
+
+    ``mode="heatmap"`` (default): a per-keypoint heat map and its soft-argmax
+    (integral regression, Sun et al. 2018). ``mode="regression"``: MobRecon's
+    direct regression (a 21-channel map, flattened, an MLP per keypoint).
+
+    Args:
+        in_channels: channels of the feature map.
+        num_keypoints: number of keypoints.
+        image_size: crop size in pixels (the input is ``image_size`` square).
+        feature_size: side of the feature map (``image_size / 8``).
+        mode: ``"heatmap"`` or ``"regression"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int,
+        image_size: int,
+        feature_size: int,
+        mode: str = "heatmap",
+    ) -> None:
+        super().__init__()
+        if mode not in ("heatmap", "regression"):
+            raise ValueError(f"mode: expected 'heatmap' or 'regression', got {mode!r}")
+        self.mode, self.image_size, self.feature_size = mode, image_size, feature_size
+        self.maps = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 3, 1, 1),
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, num_keypoints, 1),
+        )
+        if mode == "regression":
+            self.mlp = nn.Sequential(
+                nn.Linear(feature_size * feature_size, 128),
+                nn.ReLU(inplace=True),
+                nn.Linear(128, 64),
+                nn.ReLU(inplace=True),
+                nn.Linear(64, 2),
+                nn.Sigmoid(),
+            )
+        # Centre of each heat-map cell in crop pixels (integer pixel centres).
+        stride = image_size / feature_size
+        centres = (torch.arange(feature_size, dtype=torch.float32) + 0.5) * stride - 0.5
+        self.register_buffer("centres", centres, persistent=False)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """`(B, C, h, w)` -> `(B, N, 2)` crop pixels."""
+        maps = self.maps(features)  # (B, N, h, w)
+        if self.mode == "regression":
+            return self.mlp(maps.flatten(2)) * (self.image_size - 1)
+        prob = maps.flatten(2).softmax(-1).unflatten(-1, maps.shape[-2:])
+        x = (prob.sum(-2) * self.centres).sum(-1)
+        y = (prob.sum(-1) * self.centres).sum(-1)
+        return torch.stack((x, y), dim=-1)
+
+
+class WeightHead(nn.Module):
+    """Per-keypoint confidence weights in (0, 1) (HandDGP Fig. 3).
+
+    1×1 convolutions over the features, features bilinearly sampled at the
+    predicted keypoints, then dense layers with leaky ReLU over all keypoints
+    together (so a keypoint's weight can depend on its neighbours), and a sigmoid.
+    The sampling locations are detached: the weights learn *which* keypoints to
+    trust, not where the keypoints are.
+
+    Args:
+        in_channels: channels of the feature map.
+        num_keypoints: number of keypoints.
+        image_size: crop size in pixels.
+        hidden: width of the 1×1 convolutions.
+    """
+
+    def __init__(
+        self, in_channels: int, num_keypoints: int, image_size: int, hidden: int = 64
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        self.project = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
+        self.dense = nn.Sequential(
+            nn.Linear(num_keypoints * hidden, 256),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Linear(256, num_keypoints),
+        )
+
+    def forward(self, features: Tensor, keypoints2d: Tensor) -> Tensor:
+        """Features `(B, C, h, w)` and keypoints `(B, N, 2)` crop pixels -> `(B, N)`."""
+        sampled = sample_at_points(self.project(features), keypoints2d.detach(), self.image_size)
+        return torch.sigmoid(self.dense(sampled.flatten(1)))
+
+
+class RootDepthHead(nn.Module):
+    """Baseline B5: regress the root depth instead of solving for it.
+
+    Predicts ``log z`` of the root (metres) from globally pooled features; the
+    root's x and y then follow from its predicted 2D position and the intrinsics.
+
+    Args:
+        in_channels: channels of the coarse feature map.
+        prior_depth: metres, the depth the head predicts at initialisation.
+    """
+
+    def __init__(self, in_channels: int, prior_depth: float = 0.6) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_channels, 128), nn.ReLU(inplace=True), nn.Linear(128, 1)
+        )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.constant_(self.mlp[-1].bias, float(torch.log(torch.tensor(prior_depth))))
+
+    def forward(self, features: Tensor) -> Tensor:
+        """`(B, C, h, w)` -> `(B,)` root depth in metres."""
+        return self.mlp(features.mean((-2, -1))).squeeze(-1).exp()

@@ -1,0 +1,175 @@
+"""The HandDGP reference network: encoder, 2D head, mesh decoder, weight head, DGP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+import dgpgeom
+from handdgp.net.decoder import MeshDecoder
+from handdgp.net.encoder import Encoder
+from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
+
+__all__ = ["HandDGPNet", "HandPrediction", "NetConfig"]
+
+POSITIONING = ("dgp", "refine", "root_regression")
+
+
+@dataclass
+class NetConfig:
+    """Architecture of :class:`HandDGPNet` (plain data, stored in checkpoints).
+
+    Attributes:
+        image_size: side of the square input crop, pixels.
+        width: encoder channel multiplier (0.5: 32-64-128-256 channels).
+        depth: basic blocks per encoder stage.
+        keypoint_head: ``"heatmap"`` (soft-argmax) or ``"regression"`` (MobRecon).
+        decoder_channels: channels of the mesh decoder blocks, coarsest first.
+        learned_weights: predict per-keypoint weights (False: all ones, ablation A3).
+        positioning: ``"dgp"`` (weighted DLT, differentiable), ``"refine"``
+            (DLT then robust Gauss-Newton on the reprojection error, test time
+            only), or ``"root_regression"`` (baseline B5).
+    """
+
+    image_size: int = 128
+    width: float = 0.5
+    depth: tuple[int, ...] = (2, 2, 2, 2)
+    keypoint_head: str = "heatmap"
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
+    learned_weights: bool = True
+    positioning: str = "dgp"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class HandPrediction(NamedTuple):
+    """Outputs of :class:`HandDGPNet` for a batch of ``B`` crops.
+
+    Attributes:
+        keypoints2d: `(B, 21, 2)` crop pixels.
+        vertices: `(B, V, 3)` metres, root-relative (root = keypoint 0).
+        keypoints3d: `(B, 21, 3)` metres, root-relative, regressed from the vertices.
+        weights: `(B, 21)` keypoint weights in (0, 1] (ones without a weight head).
+        translation: `(B, 3)` metres, the root in the crop's camera frame.
+        vertices_cam: `(B, V, 3)` metres, camera frame of the crop.
+        keypoints_cam: `(B, 21, 3)` metres, camera frame of the crop.
+        valid: `(B,)` bool, False where positioning was degenerate.
+    """
+
+    keypoints2d: Tensor
+    vertices: Tensor
+    keypoints3d: Tensor
+    weights: Tensor
+    translation: Tensor
+    vertices_cam: Tensor
+    keypoints_cam: Tensor
+    valid: Tensor
+
+
+class HandDGPNet(nn.Module):
+    """MobRecon-style hand mesh network with differentiable global positioning.
+
+    Args:
+        config: the architecture.
+        joint_regressor: `(21, V)` dense keypoint regressor of the template mesh.
+        spirals: per mesh level, finest first, `(V_l, L)` spiral indices.
+        upsampling: per level transition, finest first, `(V_l, V_{l+1})` matrices
+            or `(index, weight)` pairs (see :class:`~handdgp.net.spiral.MeshUpsample`).
+    """
+
+    def __init__(
+        self,
+        config: NetConfig,
+        joint_regressor: Tensor,
+        spirals: Sequence[Tensor],
+        upsampling: Sequence[Tensor | tuple[Tensor, Tensor]],
+    ) -> None:
+        super().__init__()
+        if config.positioning not in POSITIONING:
+            raise ValueError(
+                f"positioning: expected one of {POSITIONING}, got {config.positioning!r}"
+            )
+        self.config = config
+        num_keypoints = joint_regressor.shape[0]
+        self.register_buffer("joint_regressor", joint_regressor.float().to_dense())
+        self.register_buffer("pixel_mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+        self.register_buffer("pixel_std", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+        self.encoder = Encoder(config.width, tuple(config.depth))
+        size = config.image_size
+        self.keypoint_head = KeypointHead(
+            self.encoder.fine_channels, num_keypoints, size, size // 8, config.keypoint_head
+        )
+        self.mesh_decoder = MeshDecoder(
+            self.encoder.coarse_channels,
+            num_keypoints,
+            size,
+            spirals,
+            upsampling,
+            tuple(config.decoder_channels),
+        )
+        self.weight_head = (
+            WeightHead(self.encoder.fine_channels, num_keypoints, size)
+            if config.learned_weights
+            else None
+        )
+        self.root_head = (
+            RootDepthHead(self.encoder.coarse_channels)
+            if config.positioning == "root_regression"
+            else None
+        )
+
+    def forward(self, images: Tensor, intrinsics: Tensor) -> HandPrediction:
+        """Predict a camera-space hand mesh.
+
+        Args:
+            images: `(B, 3, S, S)` RGB crops in [0, 1], ``S = config.image_size``.
+            intrinsics: `(B, 3, 3)` pixels, the crops' intrinsics (canonical ones
+                after rectification).
+
+        Returns:
+            A :class:`HandPrediction`.
+        """
+        features = self.encoder((images - self.pixel_mean) / self.pixel_std)
+        keypoints2d = self.keypoint_head(features.fine)
+        vertices = self.mesh_decoder(features.coarse, keypoints2d)
+        keypoints3d = dgpgeom.regress_keypoints(vertices, self.joint_regressor)
+        # Root-relative: the root keypoint (the wrist) at the origin.
+        root = keypoints3d[:, :1]
+        vertices, keypoints3d = vertices - root, keypoints3d - root
+        if self.weight_head is not None:
+            weights = self.weight_head(features.fine, keypoints2d)
+        else:
+            weights = torch.ones_like(keypoints2d[..., 0])
+
+        if self.root_head is not None:
+            depth = self.root_head(features.coarse)
+            root_ray = dgpgeom.camera.normalize_points(keypoints2d[:, :1], intrinsics)
+            translation = torch.cat((root_ray[:, 0] * depth[:, None], depth[:, None]), dim=-1)
+            valid = torch.ones_like(depth, dtype=torch.bool)
+        elif self.config.positioning == "refine":
+            from dgpgeom.solvers.refine import refine_translation
+
+            refined = refine_translation(
+                keypoints2d, keypoints3d, intrinsics, weights, robust="huber"
+            )
+            translation, valid = refined.translation, refined.valid
+        else:
+            solution = dgpgeom.solve_translation(keypoints2d, keypoints3d, intrinsics, weights)
+            translation, valid = solution.translation, solution.valid
+        offset = translation.unsqueeze(1)
+        return HandPrediction(
+            keypoints2d,
+            vertices,
+            keypoints3d,
+            weights,
+            translation,
+            vertices + offset,
+            keypoints3d + offset,
+            valid,
+        )

@@ -1,0 +1,68 @@
+"""The training objective: MobRecon's relative losses plus HandDGP's camera-space losses."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from dgpgeom import losses
+from dgpgeom.camera import project
+from handdgp.config import LossConfig
+from handdgp.net.model import HandPrediction
+
+__all__ = ["BATCH_KEYS", "training_losses"]
+
+#: What a training batch holds (all in the crop's camera frame, FreiHAND keypoint order):
+#: ``image`` `(B, 3, S, S)` in [0, 1]; ``intrinsics`` `(B, 3, 3)` of the crop;
+#: ``keypoints2d`` `(B, 21, 2)` crop pixels; ``keypoints3d`` `(B, 21, 3)` metres;
+#: ``vertices`` `(B, V, 3)` metres; ``visibility`` `(B, 21)` bool.
+BATCH_KEYS = ("image", "intrinsics", "keypoints2d", "keypoints3d", "vertices", "visibility")
+
+VERTEX_SCALE = 0.2  # metres per unit of the relative losses, as MobRecon
+
+
+def training_losses(
+    prediction: HandPrediction,
+    batch: dict[str, Tensor],
+    faces: Tensor,
+    weights: LossConfig,
+    image_size: int,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Weighted sum of the loss terms and each (unweighted) term, detached.
+
+    Relative terms: vertex L1 and edge length (in 0.2 m units), normal, 2D keypoint
+    L1 (in crop-size units). Camera-space terms, where their weight is positive and
+    the positioning is valid: translation RMSE (metres), keypoint consistency
+    between the 2D head and the projected camera-space keypoints, and the 2D
+    projection of the camera-space vertices (both in crop-size units).
+    """
+    root = batch["keypoints3d"][:, :1]
+    vertices_rel = batch["vertices"] - root
+    terms: dict[str, Tensor] = {
+        "vertex": (prediction.vertices - vertices_rel).abs().mean() / VERTEX_SCALE,
+        "keypoint2d": (prediction.keypoints2d - batch["keypoints2d"]).abs().mean() / image_size,
+        "edge": losses.edge_length_loss(prediction.vertices, vertices_rel, faces) / VERTEX_SCALE,
+        "normal": losses.normal_loss(prediction.vertices, vertices_rel, faces),
+    }
+    valid = prediction.valid
+    intrinsics = batch["intrinsics"]
+    if weights.translation > 0:
+        terms["translation"] = losses.translation_loss(
+            prediction.translation, root.squeeze(1), valid
+        )
+    if weights.consistency > 0:
+        mask = valid.unsqueeze(-1).expand_as(prediction.weights)
+        terms["consistency"] = (
+            losses.keypoint_consistency_loss(
+                prediction.keypoints2d, prediction.keypoints_cam, intrinsics, mask
+            )
+            / image_size
+        )
+    if weights.vertex2d > 0:
+        target = project(batch["vertices"], intrinsics).points2d
+        mask = valid.unsqueeze(-1).expand(target.shape[:-1])
+        terms["vertex2d"] = (
+            losses.vertex_projection_loss(prediction.vertices_cam, target, intrinsics, mask)
+            / image_size
+        )
+    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    return total, {name: value.detach() for name, value in terms.items()}

@@ -1,0 +1,364 @@
+"""Training: deterministic, resumable after a kill, data-parallel through ``torchrun``.
+
+Determinism and resumption rest on three rules:
+
+1. The data order is a pure function of ``(seed, epoch)`` and every sample's
+   augmentation a pure function of ``(seed, epoch, index)`` (the sampler hands
+   ``(index, epoch)`` pairs to the data set), so any step's batch can be rebuilt.
+2. A checkpoint stores the number of optimisation steps done; resuming restarts the
+   data stream at exactly that step: no step is lost or repeated.
+3. Checkpoints are written atomically (a temporary file, then a rename), so a kill
+   during a write leaves the previous checkpoint intact. They hold tensors and plain
+   data only and load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from handdgp.config import ExperimentConfig
+from handdgp.net.model import HandDGPNet
+from handdgp.objective import training_losses
+
+__all__ = ["EpochSampler", "TrainingComponents", "load_checkpoint", "train"]
+
+CHECKPOINT = "checkpoint.pt"
+FINAL_MODEL = "model.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainingComponents:
+    """What :func:`train` needs besides the configuration."""
+
+    model: HandDGPNet
+    faces: Tensor
+    train_set: Dataset
+    test_set: Dataset | None = None
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(index, epoch)`` pairs for one rank, from a given step onwards, forever.
+
+    Each epoch is a permutation drawn from ``seed`` and the epoch number; the
+    ``world`` ranks take interleaved slices of it, trimmed so that every rank
+    makes the same number of full batches.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        start_step: int = 0,
+    ) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world, self.start_step = rank, world, start_step
+        self.steps_per_epoch = size // (batch_size * world)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"data set of {size} samples is smaller than one global batch "
+                f"({batch_size} x {world} ranks)"
+            )
+
+    def epoch_order(self, epoch: int) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.size, generator=gen)
+        return order[self.rank :: self.world][: self.steps_per_epoch * self.batch_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, offset = divmod(self.start_step, self.steps_per_epoch)
+        skip = offset * self.batch_size
+        while True:
+            for index in self.epoch_order(epoch)[skip:].tolist():
+                yield index, epoch
+            epoch, skip = epoch + 1, 0
+
+
+def _distributed() -> tuple[int, int]:
+    """Initialise the process group when launched by ``torchrun``; (rank, world)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint or shipped model safely (``weights_only=True``: no code runs)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _learning_rate(config: ExperimentConfig, step: int, steps_per_epoch: int) -> float:
+    epoch = step / steps_per_epoch
+    decays = sum(1 for e in config.train.lr_decay_epochs if epoch >= e)
+    return config.train.lr * config.train.lr_decay**decays
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
+    }
+
+
+def train(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    components: TrainingComponents,
+    *,
+    stop_after: int | None = None,
+    evaluate: Callable[[nn.Module, Dataset], dict[str, float]] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train (or resume training) a model; returns a summary of the run.
+
+    Args:
+        config: the experiment.
+        run_dir: where the config, ``metrics.jsonl``, checkpoints and plots go.
+            If it holds a checkpoint, training resumes from it.
+        components: model, mesh faces, data sets.
+        stop_after: stop after this many total steps without a final checkpoint,
+            as a kill would (for tests).
+        evaluate: called on rank 0 every ``eval_every`` steps and at the end with
+            the bare model and the test set; its metrics are logged.
+        progress: show a tqdm progress bar on rank 0.
+
+    Returns:
+        ``{"steps": steps done, "total_steps": ..., "losses": last running means}``.
+    """
+    rank, world = _distributed()
+    run_dir = Path(run_dir)
+    device = torch.device(config.train.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=list))
+
+    model = components.model.to(device)
+    faces = components.faces.to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
+    start_step = 0
+    checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+        if rank == 0:
+            _truncate_metrics(run_dir / METRICS, start_step)
+
+    sampler = EpochSampler(
+        len(components.train_set),
+        config.train.batch_size,
+        config.train.seed,
+        rank=rank,
+        world=world,
+        start_step=start_step,
+    )
+    total_steps = config.train.epochs * sampler.steps_per_epoch
+    if config.train.max_steps is not None:
+        total_steps = min(total_steps, config.train.max_steps)
+    end_step = total_steps if stop_after is None else min(total_steps, stop_after)
+    loader = DataLoader(
+        components.train_set,
+        batch_size=config.train.batch_size,
+        sampler=sampler,
+        num_workers=config.train.num_workers,
+        persistent_workers=False,
+        drop_last=True,
+    )
+    trained: nn.Module = model
+    if world > 1:
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+        if config.train.amp
+        else contextlib.nullcontext()
+    )
+    scaler = torch.amp.GradScaler(enabled=config.train.amp and device.type == "cuda")
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=start_step, desc=config.name, dynamic_ncols=True)
+    running: dict[str, float] = {}
+    log = (run_dir / METRICS).open("a") if rank == 0 else None
+    step = start_step
+    batches = iter(loader)
+    model.train()
+    try:
+        while step < end_step:
+            batch = _to_device(next(batches), device)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step, sampler.steps_per_epoch)
+            with autocast:
+                prediction = trained(batch["image"], batch["intrinsics"])
+            total, terms = training_losses(
+                prediction, batch, faces, config.loss, config.net.image_size
+            )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+
+            values = {"loss": total.detach(), **terms}
+            for name, value in values.items():
+                running[name] = 0.9 * running.get(name, float(value)) + 0.1 * float(value)
+            if log is not None:
+                record = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
+                record.update({k: float(v) for k, v in values.items()})
+                log.write(json.dumps(record) + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in running.items() if k != "normal"})
+            if step % config.train.checkpoint_every == 0 or step == total_steps:
+                _save(model, optimizer, config, step, checkpoint_path, rank)
+            if evaluate is not None and (
+                step % config.train.eval_every == 0 or step == total_steps
+            ):
+                _evaluate(model, components, evaluate, log, step, rank, world)
+    finally:
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+
+    if step == total_steps and rank == 0:
+        _atomic_save(
+            {"model": model.state_dict(), "config": config.to_dict(), "step": step},
+            run_dir / FINAL_MODEL,
+        )
+        plot_curves(run_dir)
+    if world > 1:
+        # DDP re-broadcasts buffers (BatchNorm statistics) from rank 0 at each forward;
+        # do it once more so every replica ends identical to the saved model.
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"steps": step, "total_steps": total_steps, "losses": running}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log records of steps after the checkpoint: they will be redone."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def _save(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: ExperimentConfig,
+    step: int,
+    path: Path,
+    rank: int,
+) -> None:
+    if rank != 0:
+        return
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": config.to_dict(),
+        "step": step,
+    }
+    _atomic_save(state, path)
+
+
+def _evaluate(
+    model: nn.Module,
+    components: TrainingComponents,
+    evaluate: Callable,
+    log: Any,
+    step: int,
+    rank: int,
+    world: int,
+) -> None:
+    if rank == 0 and components.test_set is not None:
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model, components.test_set)
+        model.train()
+        if log is not None:
+            log.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+            log.flush()
+    if world > 1:
+        dist.barrier()
+
+
+def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """Training records and evaluation records of a run's ``metrics.jsonl``."""
+    train_records, eval_records = [], []
+    path = Path(run_dir) / METRICS
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            (eval_records if "eval" in record else train_records).append(record)
+    return train_records, eval_records
+
+
+def plot_curves(run_dir: str | Path) -> Path:
+    """Write ``loss_curves.png``: every loss term (smoothed) and the evaluation errors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    train_records, eval_records = read_metrics(run_dir)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = [k for k in (train_records[0] if train_records else {}) if k not in ("step", "lr")]
+    window = max(1, len(train_records) // 50)
+    for name in names:
+        steps = [r["step"] for r in train_records]
+        values = torch.tensor([r[name] for r in train_records])
+        smooth = values.unfold(0, window, 1).mean(-1) if len(values) >= window else values
+        axes[0].plot(steps[window - 1 :], smooth.tolist(), label=name)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("training losses")
+    axes[0].legend(fontsize=7)
+    for key in sorted({k for r in eval_records for k in r["eval"] if k.endswith("_mm")}):
+        axes[1].plot(
+            [r["step"] for r in eval_records],
+            [r["eval"][key] for r in eval_records],
+            "o-",
+            label=key,
+        )
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("mm")
+    axes[1].set_title("held-out errors")
+    if eval_records:
+        axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    out = run_dir / "loss_curves.png"
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,852 @@
+"""Tests for dgpgeom.solvers.translation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dgpgeom import ShapeError, TranslationSolution, solve_translation
+from dgpgeom.solvers.translation import CONDITION_TOLERANCE_EPS, _solve_translation_naive
+from dgpgeom.testing import (
+    check_gradients,
+    degenerate_translation_problems,
+    translation_problems,
+)
+from tests.dgpgeom._solver_problems import (
+    explicit_system,
+    make_problem,
+    project,
+    reprojection_error,
+    well_scaled_problem,
+)
+
+F64 = torch.float64
+PROPERTY = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+DAMPINGS = st.sampled_from([0.0, 1e-3, 0.1])
+
+# Each argument of solve_translation, broken one way at a time, and the message.
+BAD_INPUTS = [
+    pytest.param({"points2d": torch.rand(2)}, r"^points2d: expected shape", id="points2d-rank"),
+    pytest.param(
+        {"points2d": torch.rand(4, 5, 3)},
+        r"^points2d: expected shape .*got \(4, 5, 3\)",
+        id="points2d-last-dim",
+    ),
+    pytest.param({"points3d": torch.rand(5)}, r"^points3d: expected shape", id="points3d-rank"),
+    pytest.param(
+        {"points3d": torch.rand(4, 5, 2)},
+        r"^points3d: expected shape .*got \(4, 5, 2\)",
+        id="points3d-last-dim",
+    ),
+    pytest.param(
+        {"points3d": torch.rand(4, 6, 3)},
+        r"^points3d: .*N=5.*N was set to 5 by points2d",
+        id="points3d-N",
+    ),
+    pytest.param(
+        {"intrinsics": torch.rand(3)}, r"^intrinsics: expected shape", id="intrinsics-rank"
+    ),
+    pytest.param(
+        {"intrinsics": torch.rand(3, 4)},
+        r"^intrinsics: expected shape .*got \(3, 4\)",
+        id="intrinsics-shape",
+    ),
+    pytest.param({"weights": torch.rand(4, 6)}, r"^weights: .*N=5.*got \(4, 6\)", id="weights-N"),
+    pytest.param({"weights": torch.rand(4, 5, 1)}, r"^weights: ", id="weights-rank"),
+    pytest.param(
+        {"prior": torch.rand(4, 2)}, r"^prior: expected shape .*got \(4, 2\)", id="prior-last-dim"
+    ),
+    pytest.param(
+        {"points2d": torch.rand(4, 1, 2), "points3d": torch.rand(4, 1, 3), "weights": None},
+        r"^points2d: expected at least 2 points.*N=1",
+        id="too-few-points",
+    ),
+    pytest.param(
+        {"points3d": torch.rand(3, 5, 3)},
+        r"do not broadcast: points2d \(4,\), points3d \(3,\)",
+        id="batch-points3d",
+    ),
+    pytest.param(
+        {"intrinsics": torch.rand(2, 3, 3)},
+        r"do not broadcast: .*intrinsics \(2,\)",
+        id="batch-intrinsics",
+    ),
+    pytest.param(
+        {"weights": torch.rand(2, 5)}, r"do not broadcast: .*weights \(2,\)", id="batch-weights"
+    ),
+    pytest.param(
+        {"prior": torch.rand(2, 3)}, r"do not broadcast: .*prior \(2,\)", id="batch-prior"
+    ),
+    pytest.param(
+        {"points2d": torch.ones(4, 5, 2, dtype=torch.int64)},
+        r"^points2d: .*floating",
+        id="int-points2d",
+    ),
+    pytest.param(
+        {"points3d": torch.ones(4, 5, 3, dtype=torch.int32)},
+        r"^points3d: .*floating",
+        id="int-points3d",
+    ),
+    pytest.param(
+        {"intrinsics": torch.eye(3, dtype=torch.int64)},
+        r"^intrinsics: .*floating",
+        id="int-intrinsics",
+    ),
+    pytest.param(
+        {"weights": torch.ones(4, 5, dtype=torch.bool)}, r"^weights: .*floating", id="bool-weights"
+    ),
+    pytest.param(
+        {"prior": torch.ones(4, 3, dtype=torch.int64)}, r"^prior: .*floating", id="int-prior"
+    ),
+    pytest.param(
+        {"points3d": torch.rand(4, 5, 3, device="meta")},
+        r"^points3d: .*on cpu \(the device of points2d\), got one on meta",
+        id="device-points3d",
+    ),
+    pytest.param(
+        {"intrinsics": torch.eye(3, device="meta")},
+        r"^intrinsics: .*on meta",
+        id="device-intrinsics",
+    ),
+    pytest.param(
+        {"weights": torch.rand(4, 5, device="meta")}, r"^weights: .*on meta", id="device-weights"
+    ),
+    pytest.param(
+        {"prior": torch.rand(4, 3, device="meta")}, r"^prior: .*on meta", id="device-prior"
+    ),
+    pytest.param({"damping": -0.1}, r"^damping: .*non-negative", id="damping-negative"),
+    pytest.param({"damping": float("nan")}, r"^damping: ", id="damping-nan"),
+    pytest.param({"damping": "0.1"}, r"^damping: ", id="damping-str"),
+    pytest.param({"damping": torch.tensor(0.1)}, r"^damping: ", id="damping-tensor"),
+    pytest.param(
+        {"points2d": [[0.0, 0.0], [1.0, 1.0]]},
+        r"^points2d: expected a torch.Tensor.*list",
+        id="points2d-list",
+    ),
+    pytest.param(
+        {"points3d": (1.0, 2.0, 3.0)}, r"^points3d: expected a torch.Tensor", id="points3d-tuple"
+    ),
+    pytest.param(
+        {"intrinsics": torch.eye(3).numpy()},
+        r"^intrinsics: expected a torch.Tensor.*ndarray",
+        id="intrinsics-ndarray",
+    ),
+    pytest.param({"weights": [1.0] * 5}, r"^weights: expected a torch.Tensor", id="weights-list"),
+    pytest.param({"prior": 0.0}, r"^prior: expected a torch.Tensor", id="prior-float"),
+]
+
+
+def problems(dtype, device, **overrides):
+    """Problems for a correctness test in ``dtype``.
+
+    float64 covers the strategy's whole default range (0.1-10 m, N from 2). float32
+    is only claimed accurate at a realistic scale (see the solve_translation
+    docstring), so its problems are hand-like: 0.3-2 m, 10-30 cm, at least 8 points.
+    """
+    if dtype != F64:
+        overrides = {
+            "depth_range": (0.3, 2.0),
+            "size_range": (0.1, 0.3),
+            "min_points": 8,
+            "max_points": 50,
+            **overrides,
+        }
+    return translation_problems(dtype=dtype, device=device, **overrides)
+
+
+def rel_tol(dtype):
+    """Relative agreement expected between two solutions of one problem in ``dtype``.
+
+    float32: twice the documented bound 2e-5 m + 1e-5 x depth at depth >= 0.3 m.
+    """
+    return 1e-10 if dtype == F64 else 2e-4
+
+
+def assert_translation_close(actual, expected, dtype, rtol=None):
+    rtol = rel_tol(dtype) if rtol is None else rtol
+    err = (actual - expected).norm(dim=-1)
+    scale = expected.norm(dim=-1)
+    assert bool((err <= rtol * scale).all()), f"max relative error {(err / scale).max():.3g}"
+
+
+def assert_solutions_close(actual, expected, dtype):
+    """Two solutions of the same problem computed along different (equivalent) paths."""
+    tol = 1e-12 if dtype == F64 else 1e-6
+    assert torch.equal(actual.valid, expected.valid)
+    for a, e in zip(actual, expected, strict=True):
+        if a.is_floating_point():
+            atol = tol * float(e.abs().max()) if e.numel() else 0.0
+            torch.testing.assert_close(a, e, rtol=tol, atol=atol)
+
+
+def grads_close(actual, expected, rtol):
+    for a, e in zip(actual, expected, strict=True):
+        scale = e.abs().max().clamp(min=1e-30)
+        assert float((a - e).abs().max() / scale) <= rtol
+
+
+def inputs_of(problem, prior=None, *, requires_grad=False):
+    prior = problem.translation * 1.05 if prior is None else prior
+    tensors = (problem.points2d, problem.points3d, problem.intrinsics, problem.weights, prior)
+    return tuple(t.detach().clone().requires_grad_(requires_grad) for t in tensors)
+
+
+def lstsq_translation(points2d, points3d, intrinsics, weights, damping=0.0, prior=None):
+    """float64 ``lstsq`` of the paper's explicit weighted system (Eq. 5, 7), per item.
+
+    With damping, the rows ``sqrt(λ Σw²) I`` (right-hand side ``sqrt(λ Σw²) prior``)
+    are appended: that is the documented objective ``+ λ Σw² ‖t - prior‖²``.
+    """
+    batch = points2d.shape[:-2]
+    flat = [t.to(F64).reshape(-1, *t.shape[len(batch) :]) for t in (points2d, points3d, weights)]
+    K = intrinsics.to(F64).expand(*batch, 3, 3).reshape(-1, 3, 3)
+    if prior is None:
+        prior = torch.zeros(*batch, 3, dtype=F64, device=points2d.device)
+    prior = prior.to(F64).expand(*batch, 3).reshape(-1, 3)
+    solutions = []
+    for p2, p3, w, k, p in zip(*flat, K, prior, strict=True):
+        A, B, W = explicit_system(p2, p3, k, w)
+        lhs, rhs = W @ A, W @ B
+        if damping > 0:
+            root = math.sqrt(damping) * w.square().sum().sqrt()
+            lhs = torch.cat((lhs, root * torch.eye(3, dtype=F64, device=lhs.device)))
+            rhs = torch.cat((rhs, root * p))
+        solutions.append(torch.linalg.lstsq(lhs, rhs.unsqueeze(-1)).solution.squeeze(-1))
+    return torch.stack(solutions).reshape(*batch, 3)
+
+
+def explicit_covariance(points2d, points3d, intrinsics, weights, translation, damping=0.0):
+    """σ̂² (AᵀW²A + λΣw² I)⁻¹ with σ̂² = Σw²‖r‖²/(2n-3), from the explicit system."""
+    A, B, W = explicit_system(*(t.to(F64) for t in (points2d, points3d, intrinsics, weights)))
+    r = W @ (A @ translation.to(F64) - B)
+    n = int((weights != 0).sum())
+    sigma2 = r.square().sum() / (2 * n - 3)
+    normal = A.T @ W @ W @ A + damping * weights.to(F64).square().sum() * torch.eye(3, dtype=F64)
+    return sigma2 * torch.linalg.inv(normal)
+
+
+class TestSolveTranslation:
+    # ------------------------------------------------------------------ smoke
+    def test_smoke_docstring_problem(self, device, dtype):
+        K = torch.tensor(
+            [[500.0, 0.0, 112.0], [0.0, 500.0, 112.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
+        )
+        points3d = torch.tensor(
+            [[0.0, 0.0, 0.0], [0.05, 0.0, 0.01], [0.0, 0.08, -0.01]], dtype=dtype, device=device
+        )
+        t_true = torch.tensor([0.02, -0.01, 0.6], dtype=dtype, device=device)
+        points2d = project(points3d + t_true, K)
+        solution = solve_translation(points2d, points3d, K)
+        assert isinstance(solution, TranslationSolution)
+        assert TranslationSolution._fields == ("translation", "valid", "covariance", "residuals")
+        assert solution.translation.shape == (3,) and solution.translation.dtype == dtype
+        assert solution.valid.shape == () and solution.valid.dtype == torch.bool
+        assert solution.covariance.shape == (3, 3) and solution.residuals.shape == (3,)
+        assert solution.translation.device == device
+        assert bool(solution.valid)
+        assert_translation_close(solution.translation, t_true, dtype, rtol=1e-5)
+        assert float(solution.residuals.max()) < (1e-6 if dtype == F64 else 1e-2)
+
+    # -------------------------------------------------------------- bad input
+    @staticmethod
+    def _valid_arguments():
+        return {
+            "points2d": torch.rand(4, 5, 2),
+            "points3d": torch.rand(4, 5, 3),
+            "intrinsics": torch.eye(3),
+            "weights": torch.rand(4, 5),
+            "prior": torch.rand(4, 3),
+            "damping": 0.1,
+        }
+
+    @pytest.mark.parametrize(("changes", "pattern"), BAD_INPUTS)
+    def test_bad_input_raises_shape_error_naming_argument(self, changes, pattern):
+        arguments = {**self._valid_arguments(), **changes}
+        positional = [arguments.pop(k) for k in ("points2d", "points3d", "intrinsics", "weights")]
+        with pytest.raises(ShapeError, match=pattern):
+            solve_translation(*positional, **arguments)
+        # The twin validates identically, so the tests of one cover both.
+        with pytest.raises(ShapeError, match=pattern):
+            _solve_translation_naive(*positional, **arguments)
+
+    def test_shape_error_is_value_error(self):
+        assert issubclass(ShapeError, ValueError)
+
+    # ------------------------------------------------ shapes and broadcasting
+    @pytest.mark.parametrize("batch_shape", [(), (3,), (2, 3)])
+    def test_output_shapes(self, batch_shape, device, dtype):
+        problem = make_problem(0, batch_shape, 6, dtype=dtype, device=device)
+        solution = solve_translation(*problem[:4])
+        assert solution.translation.shape == (*batch_shape, 3)
+        assert solution.valid.shape == batch_shape
+        assert solution.covariance.shape == (*batch_shape, 3, 3)
+        assert solution.residuals.shape == (*batch_shape, 6)
+        for out in (solution.translation, solution.covariance, solution.residuals):
+            assert out.dtype == dtype and out.device == device
+        assert bool(solution.valid.all())
+
+    def test_one_intrinsics_for_a_batch(self, device, dtype):
+        problem = make_problem(1, (5,), dtype=dtype, device=device)
+        K = problem.intrinsics[0]
+        shared = solve_translation(problem.points2d, problem.points3d, K, problem.weights)
+        expanded = solve_translation(
+            problem.points2d, problem.points3d, K.expand(5, 3, 3), problem.weights
+        )
+        assert_solutions_close(shared, expanded, dtype)
+
+    def test_extra_leading_dims(self, device, dtype):
+        problem = make_problem(2, (2, 3), dtype=dtype, device=device)
+        prior = problem.translation.flip(0)
+        nested = solve_translation(*problem[:4], damping=0.01, prior=prior)
+        flat = solve_translation(
+            *(t.flatten(0, 1) for t in problem[:4]), damping=0.01, prior=prior.flatten(0, 1)
+        )
+        assert_solutions_close(TranslationSolution(*(t.flatten(0, 1) for t in nested)), flat, dtype)
+
+    def test_intrinsics_and_points_broadcast_against_each_other(self, device, dtype):
+        # points (A=2, 1, N, 2) against intrinsics (B=3, 3, 3): batch (2, 3).
+        problem = make_problem(3, (2, 3), dtype=dtype, device=device)
+        points2d, points3d = problem.points2d[:, :1], problem.points3d[:, :1]
+        weights, K = problem.weights[0, 0], problem.intrinsics[0]  # (N,), (3, 3, 3)
+        solution = solve_translation(points2d, points3d, K, weights)
+        assert solution.translation.shape == (2, 3, 3)
+        assert solution.residuals.shape == (2, 3, points2d.shape[-2])
+        for a in range(2):
+            for b in range(3):
+                single = solve_translation(points2d[a, 0], points3d[a, 0], K[b], weights)
+                item = TranslationSolution(*(t[a, b] for t in solution))
+                assert_solutions_close(item, single, dtype)
+
+    def test_weights_none_equals_ones(self, device, dtype):
+        problem = make_problem(4, (3,), dtype=dtype, device=device)
+        default = solve_translation(*problem[:3])
+        ones = solve_translation(*problem[:3], torch.ones_like(problem.weights))
+        assert_solutions_close(default, ones, dtype)
+
+    @pytest.mark.parametrize("low", [torch.float16, torch.bfloat16])
+    def test_low_precision_computed_in_float32(self, low, device):
+        problem = make_problem(5, (4,), device=device)
+        prior = problem.translation * 0.9
+        inputs = [t.to(low) for t in (*problem[:4], prior)]
+        solution = solve_translation(*inputs[:4], damping=1e-3, prior=inputs[4])
+        reference = solve_translation(
+            *(t.float() for t in inputs[:4]), damping=1e-3, prior=inputs[4].float()
+        )
+        assert bool(solution.valid.all())
+        assert torch.equal(solution.valid, reference.valid)
+        for out, ref in zip(solution, reference, strict=True):
+            if out.is_floating_point():
+                assert out.dtype == low
+                assert torch.equal(out, ref.to(low))
+        # A half-precision pipeline still gets gradients in its own dtype.
+        leaves = [t.detach().requires_grad_() for t in inputs[:4]]
+        solve_translation(*leaves).translation.sum().backward()
+        for leaf in leaves:
+            assert leaf.grad.dtype == low and bool(leaf.grad.isfinite().all())
+
+    def test_mixed_dtypes_promote(self, device):
+        problem = make_problem(6, (2,), device=device)
+        mixed = solve_translation(
+            problem.points2d.float(), problem.points3d, problem.intrinsics.float(), problem.weights
+        )
+        assert mixed.translation.dtype == F64
+        promoted = solve_translation(
+            problem.points2d.float().double(),
+            problem.points3d,
+            problem.intrinsics.float().double(),
+            problem.weights,
+        )
+        assert_solutions_close(mixed, promoted, F64)
+
+    @pytest.mark.parametrize("damping", [0.0, 0.01])
+    def test_meta_device_forward_and_backward(self, damping):
+        # Any .item(), boolean-mask indexing or data-dependent shape fails on meta.
+        def meta(*shape):
+            return torch.empty(*shape, device="meta").requires_grad_()
+
+        inputs = (meta(4, 21, 2), meta(4, 21, 3), meta(3, 3), meta(4, 21), meta(4, 3))
+        solution = solve_translation(*inputs[:4], damping=damping, prior=inputs[4])
+        assert solution.translation.device.type == "meta"
+        assert solution.translation.shape == (4, 3) and solution.valid.shape == (4,)
+        assert solution.covariance.shape == (4, 3, 3) and solution.residuals.shape == (4, 21)
+        loss = sum(o.sum() for o in solution if o.is_floating_point())
+        grads = torch.autograd.grad(loss, inputs, create_graph=True)
+        assert [g.shape for g in grads] == [t.shape for t in inputs]
+        second = torch.autograd.grad(sum(g.sum() for g in grads), inputs, materialize_grads=True)
+        assert [g.shape for g in second] == [t.shape for t in inputs]
+
+    # ------------------------------------------------------------ correctness
+    @PROPERTY
+    @given(data=st.data())
+    def test_noise_free_recovery(self, data, device, dtype):
+        problem = data.draw(problems(dtype, device))
+        solution = solve_translation(*problem[:4])
+        assert bool(solution.valid.all())
+        assert_translation_close(solution.translation, problem.translation, dtype)
+
+    @PROPERTY
+    @given(data=st.data())
+    def test_matches_lstsq_of_the_papers_system(self, data, device, dtype):
+        problem = data.draw(problems(dtype, device, noise_px=2.0, skew=True))
+        solution = solve_translation(*problem[:4])
+        reference = lstsq_translation(*problem[:4])
+        assert bool(solution.valid.all())
+        assert_translation_close(solution.translation.to(F64), reference, dtype)
+
+    @PROPERTY
+    @given(data=st.data(), damping=st.sampled_from([1e-4, 1e-2, 1.0, 100.0]))
+    def test_damped_matches_lstsq_of_augmented_system(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, batch_shape=(2,), noise_px=2.0))
+        offset = torch.tensor([0.05, -0.03, 0.2], dtype=dtype, device=device)
+        prior = problem.translation + offset
+        solution = solve_translation(*problem[:4], damping=damping, prior=prior)
+        reference = lstsq_translation(*problem[:4], damping=damping, prior=prior)
+        assert bool(solution.valid.all())
+        assert_translation_close(solution.translation.to(F64), reference, dtype)
+
+    def test_damping_pulls_toward_prior(self, device, dtype):
+        problem = make_problem(7, (3,), dtype=dtype, device=device)
+        prior = problem.translation + torch.tensor([0.1, 0.1, 0.5], dtype=dtype, device=device)
+        free = solve_translation(*problem[:4]).translation
+        # Without damping the prior is ignored wherever the problem is valid.
+        assert torch.equal(free, solve_translation(*problem[:4], prior=prior).translation)
+        distances = [
+            (solve_translation(*problem[:4], damping=d, prior=prior).translation - prior).norm(
+                dim=-1
+            )
+            for d in (0.0, 1e-3, 1e-1, 1e1, 1e6)
+        ]
+        for closer, farther in zip(distances[1:], distances[:-1], strict=True):
+            assert bool((closer < farther).all())
+        assert float(distances[-1].max()) < 1e-5 * float(prior.norm(dim=-1).min())
+
+    @PROPERTY
+    @given(data=st.data(), log_scale=st.floats(-4.0, 4.0), damping=DAMPINGS)
+    def test_weight_scale_invariance(self, data, log_scale, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, noise_px=1.0, batch_shape=(2,)))
+        prior = problem.translation * 1.1
+        base = solve_translation(*problem[:4], damping=damping, prior=prior)
+        scaled = solve_translation(
+            *problem[:3], problem.weights * 10.0**log_scale, damping=damping, prior=prior
+        )
+        assert torch.equal(base.valid, scaled.valid)
+        assert_translation_close(scaled.translation, base.translation, dtype)
+        tol = rel_tol(dtype) * 100
+        torch.testing.assert_close(scaled.covariance, base.covariance, rtol=tol, atol=0)
+        torch.testing.assert_close(scaled.residuals, base.residuals, rtol=tol, atol=tol)
+
+    def test_only_squared_weights_matter(self, device, dtype):
+        problem = make_problem(8, (3,), dtype=dtype, device=device)
+        signs = torch.where(torch.arange(21, device=device) % 2 == 0, 1.0, -1.0).to(dtype)
+        a = solve_translation(*problem[:4], damping=0.01)
+        b = solve_translation(*problem[:3], problem.weights * signs, damping=0.01)
+        assert_solutions_close(b, a, dtype)
+
+    @PROPERTY
+    @given(data=st.data(), damping=DAMPINGS)
+    def test_permutation_equivariance(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, noise_px=1.0))
+        n = problem.points2d.shape[-2]
+        perm = torch.as_tensor(data.draw(st.permutations(range(n))), device=device)
+        base = solve_translation(*problem[:4], damping=damping)
+        permuted = solve_translation(
+            problem.points2d[perm],
+            problem.points3d[perm],
+            problem.intrinsics,
+            problem.weights[perm],
+            damping=damping,
+        )
+        assert bool(base.valid) and bool(permuted.valid)
+        assert_translation_close(permuted.translation, base.translation, dtype)
+        tol = rel_tol(dtype) * 100
+        torch.testing.assert_close(permuted.covariance, base.covariance, rtol=tol, atol=0)
+        torch.testing.assert_close(permuted.residuals, base.residuals[perm], rtol=tol, atol=tol)
+
+    @PROPERTY
+    @given(
+        data=st.data(),
+        damping=DAMPINGS,
+        log_px=st.floats(0.0, 12.0),
+        log_m=st.floats(-2.0, 6.0),
+    )
+    def test_zero_weight_is_removal(self, data, damping, log_px, log_m, device, dtype):
+        """A zero-weight point does not count, whatever (finite) garbage it holds."""
+        problem = data.draw(problems(dtype, device, noise_px=1.0, zero_weights=False, min_points=3))
+        n = problem.points2d.shape[-2]
+        dropped = data.draw(st.lists(st.integers(0, n - 1), max_size=n - 3, unique=True))
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[dropped] = False
+        index = keep.nonzero().squeeze(-1).to(device)
+        gen = torch.Generator().manual_seed(len(dropped))
+        garbage2d = torch.randn(n, 2, generator=gen, dtype=F64) * 10.0**log_px
+        garbage3d = torch.randn(n, 3, generator=gen, dtype=F64) * 10.0**log_m
+        mask = keep.to(device).unsqueeze(-1)
+        points2d = torch.where(mask, problem.points2d, garbage2d.to(device, dtype))
+        points3d = torch.where(mask, problem.points3d, garbage3d.to(device, dtype))
+        weights = torch.where(keep.to(device), problem.weights, 0.0)
+        prior = problem.translation * 0.9
+
+        padded = solve_translation(
+            points2d, points3d, problem.intrinsics, weights, damping=damping, prior=prior
+        )
+        removed = solve_translation(
+            problem.points2d[index],
+            problem.points3d[index],
+            problem.intrinsics,
+            problem.weights[index],
+            damping=damping,
+            prior=prior,
+        )
+        assert bool(padded.valid) and bool(removed.valid)
+        assert_translation_close(padded.translation, removed.translation, dtype)
+        tol = rel_tol(dtype) * 100
+        torch.testing.assert_close(padded.covariance, removed.covariance, rtol=tol, atol=0)
+        torch.testing.assert_close(padded.residuals[index], removed.residuals, rtol=tol, atol=tol)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="known bug: a zero-weight point holding NaN/inf (or values whose squares "
+        "overflow) makes the problem invalid and every input gradient NaN",
+    )
+    @pytest.mark.parametrize("garbage", ["nan", "inf", "overflow"])
+    def test_zero_weight_point_with_non_finite_values_is_dropped(self, garbage, device, dtype):
+        """Documented: ``w_i = 0`` is exactly dropping point i (e.g. a missing keypoint)."""
+        problem = make_problem(20, (), 8, dtype=dtype, device=device)
+        value = {"nan": math.nan, "inf": math.inf, "overflow": torch.finfo(dtype).max / 4}
+        points2d, points3d = problem.points2d.clone(), problem.points3d.clone()
+        weights = problem.weights.clone()
+        points2d[-1], points3d[-1], weights[-1] = value[garbage], value[garbage], 0.0
+        inputs = [
+            t.requires_grad_() for t in (points2d, points3d, problem.intrinsics.clone(), weights)
+        ]
+        solution = solve_translation(*inputs)
+        removed = solve_translation(
+            *(t[:-1] for t in problem[:2]), *problem[2:3], problem.weights[:-1]
+        )
+        assert bool(solution.valid)
+        assert_translation_close(solution.translation, removed.translation, dtype)
+        tol = rel_tol(dtype) * 100
+        torch.testing.assert_close(solution.covariance, removed.covariance, rtol=tol, atol=0)
+        torch.testing.assert_close(solution.residuals[:-1], removed.residuals, rtol=tol, atol=tol)
+        # The solve's gradients stay finite; only the garbage entries themselves may not be.
+        # (The garbage point's own residual is not finite, so it is left out of the loss.)
+        grads = torch.autograd.grad(solution.translation.sum() + solution.covariance.sum(), inputs)
+        for g in (grads[0][:-1], grads[1][:-1], grads[2], grads[3]):
+            assert bool(g.isfinite().all())
+
+    @PROPERTY
+    @given(data=st.data(), damping=DAMPINGS)
+    def test_batched_equals_per_item(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, batch_shape=(4,), noise_px=1.0))
+        prior = problem.translation * 1.1
+        batched = solve_translation(*problem[:4], damping=damping, prior=prior)
+        for i in range(4):
+            single = solve_translation(
+                *(t[i] for t in problem[:4]), damping=damping, prior=prior[i]
+            )
+            assert bool(single.valid) == bool(batched.valid[i])
+            assert_translation_close(batched.translation[i], single.translation, dtype)
+            tol = rel_tol(dtype) * 100
+            torch.testing.assert_close(batched.covariance[i], single.covariance, rtol=tol, atol=0)
+            torch.testing.assert_close(batched.residuals[i], single.residuals, rtol=tol, atol=tol)
+
+    def test_all_zero_weights_are_invalid(self, device, dtype):
+        problem = make_problem(9, (2,), dtype=dtype, device=device)
+        prior = problem.translation * 0.5
+        for damping in (0.0, 0.1):
+            solution = solve_translation(
+                *problem[:3], torch.zeros_like(problem.weights), damping=damping, prior=prior
+            )
+            assert not bool(solution.valid.any())
+            assert torch.equal(solution.translation, prior)
+            assert torch.equal(solution.covariance, torch.zeros_like(solution.covariance))
+
+    @settings(
+        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=st.data(), damping=DAMPINGS)
+    def test_degenerate_is_invalid_with_finite_values_and_gradients(
+        self, data, damping, device, dtype
+    ):
+        problem = data.draw(degenerate_translation_problems(dtype=dtype, device=device))
+        all_zero = not bool(problem.weights.any())
+        inputs = inputs_of(problem, requires_grad=True)
+        solution = solve_translation(*inputs[:4], damping=damping, prior=inputs[4])
+        outputs = (solution.translation, solution.covariance, solution.residuals)
+        for out in outputs:
+            assert bool(out.isfinite().all())
+        if damping > 0 and not all_zero:
+            # The pull toward the prior makes the normal matrix invertible: one
+            # weighted point, or points on one ray, give a unique damped solution.
+            assert bool(solution.valid)
+            reference = lstsq_translation(*problem[:4], damping=damping, prior=inputs[4].detach())
+            assert_translation_close(solution.translation.detach().to(F64), reference, dtype)
+        else:
+            assert not bool(solution.valid)
+            assert torch.equal(solution.translation, inputs[4])
+            assert torch.equal(solution.covariance, torch.zeros_like(solution.covariance))
+        gen = torch.Generator().manual_seed(0)
+        loss = sum(
+            (o * torch.randn(o.shape, generator=gen, dtype=F64).to(o)).sum() for o in outputs
+        )
+        grads = torch.autograd.grad(loss, inputs, create_graph=True)
+        for g in grads:
+            assert bool(g.isfinite().all())
+        second = torch.autograd.grad(
+            sum(g.sum() for g in grads), inputs, allow_unused=True, materialize_grads=True
+        )
+        for g in second:
+            assert bool(g.isfinite().all())
+
+    def test_one_point_with_damping_matches_augmented_lstsq(self, device):
+        problem = make_problem(10, (), 5, device=device)
+        weights = torch.zeros_like(problem.weights)
+        weights[2] = 0.7
+        prior = problem.translation + 0.1
+        solution = solve_translation(*problem[:3], weights, damping=0.5, prior=prior)
+        reference = lstsq_translation(*problem[:3], weights, damping=0.5, prior=prior)
+        assert bool(solution.valid)
+        assert_translation_close(solution.translation, reference, F64)
+
+    def test_condition_threshold(self, device, dtype):
+        """Two points symmetric about the principal point: pivot = d²/4 exactly."""
+        eps = torch.finfo(dtype).eps * CONDITION_TOLERANCE_EPS
+        K = torch.tensor(
+            [[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
+        )
+        points3d = torch.zeros(2, 3, dtype=dtype, device=device)
+        results = []
+        for factor in (10.0, 0.1):
+            d = math.sqrt(4 * factor * eps)  # separation in normalised coordinates
+            u = torch.tensor([320.0 - 400.0 * d, 320.0 + 400.0 * d], dtype=dtype, device=device)
+            points2d = torch.stack((u, torch.full_like(u, 240.0)), -1)
+            results.append(solve_translation(points2d, points3d, K).valid)
+        assert bool(results[0]) and not bool(results[1])
+
+    # ------------------------------------------------------------- covariance
+    @PROPERTY
+    @given(data=st.data(), damping=st.sampled_from([0.0, 0.1]))
+    def test_covariance_matches_explicit_formula(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, noise_px=1.0, min_points=3))
+        solution = solve_translation(*problem[:4], damping=damping)
+        cov = solution.covariance
+        torch.testing.assert_close(cov, cov.mT, rtol=1e-12 if dtype == F64 else 1e-6, atol=0)
+        eigenvalues = torch.linalg.eigvalsh(cov.to(F64))
+        assert float(eigenvalues.min()) >= -1e-9 * float(eigenvalues.max())
+        expected = explicit_covariance(*problem[:4], solution.translation, damping)
+        scale = float(expected.abs().max())
+        err = float((cov.to(F64) - expected).abs().max())
+        assert err <= (1e-8 if dtype == F64 else 1e-3) * scale
+
+    def test_covariance_scales_with_the_scene(self, device, dtype):
+        problem = make_problem(11, (3,), dtype=dtype, device=device)
+        base = solve_translation(*problem[:4])
+        # The same image of a scene twice as large and twice as far: t and r double.
+        doubled = solve_translation(problem.points2d, 2 * problem.points3d, *problem[2:4])
+        tol = 1e-10 if dtype == F64 else 1e-4
+        torch.testing.assert_close(doubled.translation, 2 * base.translation, rtol=tol, atol=0)
+        torch.testing.assert_close(doubled.covariance, 4 * base.covariance, rtol=tol * 10, atol=0)
+        torch.testing.assert_close(doubled.residuals, base.residuals, rtol=tol * 10, atol=tol)
+
+    def test_covariance_monte_carlo(self, device, dtype):
+        """Empirical covariance over noise draws ≈ the predicted one (within 20 %)."""
+        problem = make_problem(12, (), 21, noise_px=0.0, focal_range=(600.0, 1200.0), device=device)
+        draws = 4000
+        gen = torch.Generator().manual_seed(12)
+        noise = torch.randn(draws, 21, 2, generator=gen, dtype=F64).to(device)
+        points2d = (problem.points2d + noise).to(dtype)
+        solution = solve_translation(
+            points2d, problem.points3d.to(dtype), problem.intrinsics.to(dtype)
+        )
+        assert bool(solution.valid.all())
+        translations = solution.translation.to(F64)
+        empirical = torch.cov(translations.T)
+        predicted = solution.covariance.to(F64).mean(0)
+        whiten = torch.linalg.inv(torch.linalg.cholesky(predicted))
+        ratios = torch.linalg.eigvalsh(whiten @ empirical @ whiten.T)
+        assert float(ratios.min()) > 0.8 and float(ratios.max()) < 1.2, ratios
+
+    # -------------------------------------------------------------- residuals
+    @PROPERTY
+    @given(data=st.data(), damping=DAMPINGS)
+    def test_residuals_are_pixel_reprojection_errors(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, noise_px=3.0, skew=True))
+        prior = problem.translation * 1.1
+        solution = solve_translation(*problem[:4], damping=damping, prior=prior)
+        expected = reprojection_error(*(t.to(F64) for t in (*problem[:3], solution.translation)))
+        # Points that a poor fit puts behind the camera have a documented, clamped residual.
+        in_front = (problem.points3d[..., 2] + solution.translation[..., None, 2]) > 1e-3
+        atol = 1e-7 if dtype == F64 else 5e-3
+        torch.testing.assert_close(
+            solution.residuals.to(F64)[in_front], expected[in_front], rtol=1e-6, atol=atol
+        )
+
+    @pytest.mark.parametrize("weighted", [False, True])
+    def test_points_at_or_behind_the_camera_give_finite_residuals(self, weighted, device, dtype):
+        problem = make_problem(13, (), 8, dtype=dtype, device=device)
+        weights = problem.weights.clone()
+        weights[-2:] = 0.0
+        tz = solve_translation(*problem[:3], weights).translation[2].detach()
+        points3d = problem.points3d.clone()
+        points3d[-2, 2] = -tz  # exactly on the camera plane
+        points3d[-1, 2] = -tz - 0.5  # behind the camera
+        if weighted:
+            weights[-1] = 1.0
+        inputs = [
+            t.detach().requires_grad_()
+            for t in (problem.points2d, points3d, problem.intrinsics, weights)
+        ]
+        solution = solve_translation(*inputs)
+        assert bool(solution.valid)
+        assert bool(solution.residuals.isfinite().all())
+        assert bool(solution.covariance.isfinite().all())
+        assert float(solution.residuals[-1].detach()) > 100.0  # large, as it should be
+        grads = torch.autograd.grad(solution.residuals.sum() + solution.translation.sum(), inputs)
+        for g in grads:
+            assert bool(g.isfinite().all())
+
+    # ------------------------------------------------------ float32 accuracy
+    @settings(max_examples=30, deadline=None)
+    @given(
+        translation_problems(
+            batch_shape=(256,),
+            min_points=21,
+            max_points=21,
+            depth_range=(0.3, 2.0),
+            size_range=(0.1, 0.1),
+            focal_range=(300.0, 2000.0),
+            noise_px=1.0,
+        )
+    )
+    def test_float32_accuracy_bound(self, problem):
+        """The docstring's claim: |t32 - t64| <= 2e-5 m + 1e-5 x depth (10 cm hand)."""
+        exact = solve_translation(*problem[:4])
+        single = solve_translation(*(t.float() for t in problem[:4]))
+        assert bool(exact.valid.all()) and bool(single.valid.all())
+        err = (single.translation.double() - exact.translation).norm(dim=-1)
+        bound = 2e-5 + 1e-5 * exact.translation[..., 2]
+        assert bool((err <= bound).all()), f"max err/bound {(err / bound).max():.3f}"
+
+    # -------------------------------------------------------------- gradients
+    @pytest.mark.parametrize("damping", [0.0, 0.1])
+    def test_gradcheck_all_outputs(self, damping):
+        problem = well_scaled_problem(14)
+        inputs = inputs_of(problem)
+
+        def solve(points2d, points3d, intrinsics, weights, prior):
+            return solve_translation(
+                points2d, points3d, intrinsics, weights, damping=damping, prior=prior
+            )
+
+        assert check_gradients(solve, *inputs, atol=1e-7, rtol=1e-5)
+
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=st.data(), damping=DAMPINGS)
+    def test_backward_matches_naive_twin(self, data, damping, device, dtype):
+        problem = data.draw(problems(dtype, device, batch_shape=(2,), noise_px=2.0, skew=True))
+        gen = torch.Generator().manual_seed(1)
+        cotangent = torch.randn(2, 3, generator=gen, dtype=F64).to(device, dtype)
+        tangents = [
+            torch.randn(t.shape, generator=gen, dtype=F64).to(device, dtype)
+            for t in inputs_of(problem)
+        ]
+        results = []
+        for fn in (solve_translation, _solve_translation_naive):
+            inputs = inputs_of(problem, requires_grad=True)
+            out = fn(*inputs[:4], damping=damping, prior=inputs[4])
+            translation = out.translation if fn is solve_translation else out
+            first = torch.autograd.grad((translation * cotangent).sum(), inputs, create_graph=True)
+            hvp = torch.autograd.grad(
+                sum((g * v).sum() for g, v in zip(first, tangents, strict=True)),
+                inputs,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            results.append(([g.detach() for g in first], hvp))
+        (first, hvp), (first_naive, hvp_naive) = results
+        tol = 1e-8 if dtype == F64 else 1e-2
+        grads_close(first, first_naive, tol)
+        grads_close(hvp, hvp_naive, tol)
+
+    # ----------------------------------------------------------- transforms
+    @pytest.mark.parametrize("damping", [0.0, 0.05])
+    def test_vmap_equals_batched_call(self, damping, device, dtype):
+        problem = make_problem(15, (5,), dtype=dtype, device=device)
+        K = problem.intrinsics[0]
+        prior = problem.translation * 1.1
+
+        def solve(points2d, points3d, intrinsics, weights, prior):
+            return solve_translation(
+                points2d, points3d, intrinsics, weights, damping=damping, prior=prior
+            )
+
+        mapped = torch.func.vmap(solve, in_dims=(0, 0, None, 0, 0))(
+            problem.points2d, problem.points3d, K, problem.weights, prior
+        )
+        batched = solve(problem.points2d, problem.points3d, K, problem.weights, prior)
+        for a, b in zip(mapped, batched, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12 if dtype == F64 else 1e-6, atol=0)
+
+    def test_vmap_of_grad_gives_per_sample_gradients(self, device, dtype):
+        problem = make_problem(16, (4,), dtype=dtype, device=device)
+
+        def loss(points2d, points3d, intrinsics, weights):
+            solution = solve_translation(points2d, points3d, intrinsics, weights)
+            return solution.translation.square().sum() + solution.residuals.sum()
+
+        per_sample = torch.func.vmap(torch.func.grad(loss, argnums=(0, 1, 2, 3)))(*problem[:4])
+        inputs = [t.detach().requires_grad_() for t in problem[:4]]
+        batched = torch.autograd.grad(loss(*inputs), inputs)
+        for a, b in zip(per_sample, batched, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10 if dtype == F64 else 1e-4, atol=1e-12)
+
+    def test_jacrev_equals_autograd_jacobian(self, device):
+        problem = make_problem(17, (), 6, device=device)
+        inputs = inputs_of(problem)
+
+        def translation(fn):
+            def f(points2d, points3d, intrinsics, weights, prior):
+                out = fn(points2d, points3d, intrinsics, weights, damping=0.02, prior=prior)
+                return out.translation if isinstance(out, TranslationSolution) else out
+
+            return f
+
+        jac = torch.func.jacrev(translation(solve_translation), argnums=(0, 1, 2, 3, 4))(*inputs)
+        autograd_jac = torch.autograd.functional.jacobian(translation(solve_translation), inputs)
+        naive_jac = torch.autograd.functional.jacobian(
+            translation(_solve_translation_naive), inputs
+        )
+        for j, a, n in zip(jac, autograd_jac, naive_jac, strict=True):
+            torch.testing.assert_close(j, a, rtol=1e-12, atol=1e-15)
+            grads_close([j], [n], 1e-9)
+
+    def test_compile_matches_eager(self, device, dtype):
+        problem = make_problem(18, (3,), dtype=dtype, device=device)
+
+        def both(points2d, points3d, intrinsics, weights, prior):
+            plain = solve_translation(points2d, points3d, intrinsics, weights)
+            damped = solve_translation(
+                points2d, points3d, intrinsics, weights, damping=0.01, prior=prior
+            )
+            return (*plain, *damped)
+
+        compiled = torch.compile(both, fullgraph=True, backend="aot_eager")
+        results = []
+        for fn in (both, compiled):
+            inputs = inputs_of(problem, requires_grad=True)
+            outputs = fn(*inputs)
+            loss = sum(o.square().sum() for o in outputs if o.is_floating_point())
+            results.append((outputs, torch.autograd.grad(loss, inputs)))
+        tol = {"rtol": 1e-12, "atol": 0} if dtype == F64 else {"rtol": 1e-5, "atol": 1e-6}
+        for eager, comp in zip(*(r[0] for r in results), strict=True):
+            torch.testing.assert_close(comp, eager, **tol)
+        for eager, comp in zip(*(r[1] for r in results), strict=True):
+            torch.testing.assert_close(comp, eager, **tol)

@@ -1,0 +1,140 @@
+"""The reference network: shapes, positioning modes, gradients, spiral layers."""
+
+import itertools
+
+import pytest
+import torch
+
+import dgpgeom
+from handdgp.net import HandDGPNet, NetConfig
+from handdgp.net.heads import KeypointHead
+from handdgp.net.sampling import sample_at_points
+from handdgp.net.spiral import DepthwiseSpiralConv, MeshUpsample, SpiralConv
+
+
+def toy_hierarchy(sizes=(96, 48, 24), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    spirals = []
+    for v in sizes:
+        s = torch.randint(0, v, (v, 9), generator=gen)
+        s[:, 0] = torch.arange(v)
+        spirals.append(s)
+    upsampling = []
+    for fine, coarse in itertools.pairwise(sizes):
+        up = torch.zeros(fine, coarse)
+        idx = torch.randint(0, coarse, (fine, 3), generator=gen)
+        w = torch.rand(fine, 3, generator=gen)
+        up.scatter_(1, idx, w / w.sum(1, keepdim=True))
+        upsampling.append(up)
+    regressor = torch.rand(21, sizes[0], generator=gen)
+    return regressor / regressor.sum(1, keepdim=True), spirals, upsampling
+
+
+def toy_net(**overrides):
+    regressor, spirals, upsampling = toy_hierarchy()
+    config = NetConfig(image_size=64, width=0.125, decoder_channels=(32, 16), **overrides)
+    return HandDGPNet(config, regressor, spirals, upsampling)
+
+
+def canonical_k(batch, size=64, focal=80.0):
+    c = (size - 1) / 2
+    return torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]]).expand(batch, 3, 3)
+
+
+class TestHandDGPNet:
+    @pytest.mark.parametrize("positioning", ["dgp", "root_regression"])
+    def test_shapes_and_root_relative(self, positioning):
+        torch.manual_seed(0)
+        net = toy_net(positioning=positioning).eval()
+        out = net(torch.rand(2, 3, 64, 64), canonical_k(2))
+        assert out.keypoints2d.shape == (2, 21, 2)
+        assert out.vertices.shape == (2, 96, 3) and out.vertices_cam.shape == (2, 96, 3)
+        assert out.weights.shape == (2, 21) and out.valid.shape == (2,)
+        assert torch.allclose(out.keypoints3d[:, 0], torch.zeros(2, 3), atol=1e-6)
+        assert torch.allclose(
+            out.vertices_cam - out.vertices, out.translation[:, None].expand(-1, 96, -1)
+        )
+
+    def test_dgp_translation_is_the_weighted_solve(self):
+        torch.manual_seed(0)
+        net = toy_net().eval()
+        K = canonical_k(3)
+        out = net(torch.rand(3, 3, 64, 64), K)
+        solved = dgpgeom.solve_translation(out.keypoints2d, out.keypoints3d, K, out.weights)
+        assert torch.allclose(out.translation, solved.translation, atol=1e-5)
+
+    def test_camera_space_loss_reaches_every_head(self):
+        torch.manual_seed(0)
+        net = toy_net()
+        out = net(torch.rand(2, 3, 64, 64), canonical_k(2))
+        out.keypoints_cam.square().mean().backward()
+        for name in ("keypoint_head", "mesh_decoder", "weight_head", "encoder"):
+            grads = [p.grad for p in getattr(net, name).parameters() if p.grad is not None]
+            assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+    def test_fixed_weights_ablation_has_unit_weights(self):
+        net = toy_net(learned_weights=False).eval()
+        out = net(torch.rand(1, 3, 64, 64), canonical_k(1))
+        assert net.weight_head is None and torch.equal(out.weights, torch.ones(1, 21))
+
+    def test_unknown_positioning_is_refused(self):
+        with pytest.raises(ValueError, match="positioning"):
+            toy_net(positioning="magic")
+
+
+class TestKeypointHead:
+    def test_heatmap_soft_argmax_lands_on_the_peak_cell_centre(self):
+        head = KeypointHead(4, 1, image_size=64, feature_size=8)
+        with torch.no_grad():
+            for p in head.parameters():
+                p.zero_()
+        # Bypass the convolutions: a sharp peak at cell (row 2, col 5).
+        maps = torch.full((1, 1, 8, 8), -50.0)
+        maps[0, 0, 2, 5] = 50.0
+        head.maps = torch.nn.Identity()
+        xy = head(maps)
+        stride = 64 / 8
+        assert torch.allclose(xy[0, 0], torch.tensor([5.5 * stride - 0.5, 2.5 * stride - 0.5]))
+
+    def test_regression_mode_stays_inside_the_crop(self):
+        head = KeypointHead(4, 21, image_size=64, feature_size=8, mode="regression")
+        xy = head(torch.randn(2, 4, 8, 8) * 10)
+        assert xy.shape == (2, 21, 2) and xy.min() >= 0 and xy.max() <= 63
+
+
+class TestSampling:
+    def test_samples_the_pixel_under_the_point(self):
+        features = torch.arange(16.0).view(1, 1, 4, 4)
+        # With a 4x4 map over a 32 px crop, cell (row 1, col 2) is centred at pixel (19.5, 11.5).
+        value = sample_at_points(features, torch.tensor([[[19.5, 11.5]]]), image_size=32)
+        assert value.item() == pytest.approx(6.0)
+
+
+class TestSpiralLayers:
+    def test_spiral_conv_matches_explicit_gather(self):
+        torch.manual_seed(0)
+        spirals = torch.tensor([[0, 1, 2], [1, 2, 0], [2, 0, 1]])
+        conv = SpiralConv(2, 4, spirals)
+        x = torch.randn(1, 3, 2)
+        expected = conv.linear(torch.cat([x[:, spirals[:, k]] for k in range(3)], -1))
+        assert torch.allclose(conv(x), expected)
+
+    def test_depthwise_conv_is_per_channel_filter_then_mix(self):
+        torch.manual_seed(0)
+        spirals = torch.tensor([[0, 1], [1, 0]])
+        conv = DepthwiseSpiralConv(3, 5, spirals)
+        x = torch.randn(2, 2, 3)
+        filtered = (
+            x[:, spirals[:, 0]] * conv.depthwise[:, 0] + x[:, spirals[:, 1]] * conv.depthwise[:, 1]
+        )
+        assert torch.allclose(conv(x), conv.pointwise(filtered), atol=1e-6)
+
+    def test_upsample_equals_dense_matrix_product(self):
+        _, _, upsampling = toy_hierarchy()
+        up = MeshUpsample(upsampling[0])
+        x = torch.randn(2, 48, 5)
+        assert torch.allclose(up(x), upsampling[0] @ x, atol=1e-5)
+        sparse = MeshUpsample(upsampling[0].to_sparse())
+        assert torch.allclose(sparse(x), up(x))
+        pair = MeshUpsample((up.index, up.weights))
+        assert torch.allclose(pair(x), up(x))
