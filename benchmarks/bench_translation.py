@@ -434,7 +434,13 @@ def check_targets(result: dict, sizes: list[int], dtypes: list[str]) -> list[dic
             if ours and other:
                 ratios[peer] = other["seconds_per_problem"] / ours["seconds_per_problem"]
         if ours and ratios:
-            detail = ", ".join(f"{k} {v:,.0f}x" for k, v in ratios.items())
+            detail = "eager: " + ", ".join(f"{k} {v:,.0f}x" for k, v in ratios.items())
+            compiled = _cell(cells, "dgpgeom_compiled", dtype, largest, "forward")
+            if compiled:
+                scale = ours["seconds_per_problem"] / compiled["seconds_per_problem"]
+                detail += "; torch.compile: " + ", ".join(
+                    f"{k} {v * scale:,.0f}x" for k, v in ratios.items()
+                )
             add(name, all(v >= 1000 for v in ratios.values()), detail)
         else:
             add(name, None, "not measured in this run")
@@ -444,7 +450,10 @@ def check_targets(result: dict, sizes: list[int], dtypes: list[str]) -> list[dic
         ours = _cell(cells, "dgpgeom", dtype, 1, "forward")
         other = _cell(cells, "cv2_epnp", dtype, 1, "forward")
         if ours and other:
-            detail = f"{_fmt(ours['seconds_per_call'])} vs {_fmt(other['seconds_per_call'])}"
+            detail = f"eager {_fmt(ours['seconds_per_call'])} vs {_fmt(other['seconds_per_call'])}"
+            compiled = _cell(cells, "dgpgeom_compiled", dtype, 1, "forward")
+            if compiled:
+                detail += f"; torch.compile {_fmt(compiled['seconds_per_call'])}"
             add(name, ours["seconds_per_call"] <= other["seconds_per_call"], detail)
         else:
             add(name, None, "not measured in this run")
@@ -455,7 +464,11 @@ def check_targets(result: dict, sizes: list[int], dtypes: list[str]) -> list[dic
         floor = _cell(cells, "memcpy", dtype, 1048576, "forward")
         if ours and floor:
             ratio = ours["seconds_per_problem"] / floor["seconds_per_problem"]
-            add(name, ratio <= 8, f"{ratio:.1f}x the floor")
+            detail = f"{ratio:.1f}x the floor"
+            compiled = _cell(cells, "dgpgeom_compiled", dtype, 1048576, "forward")
+            if compiled:
+                detail += f"; torch.compile {compiled['seconds_per_problem'] / floor['seconds_per_problem']:.1f}x"
+            add(name, ratio <= 8, detail)
         else:
             add(name, None, "not measured in this run")
     return targets

@@ -50,7 +50,14 @@ def test_harness_runs_and_reports(tmp_path, capsys):
          "--output", str(out)]
     )  # fmt: skip
     table = capsys.readouterr().out
-    for label in ("dgpgeom (eager)", "lstsq", "cv2.solvePnP EPnP", "SLSQP", "memcpy floor", "Targets"):
+    for label in (
+        "dgpgeom (eager)",
+        "lstsq",
+        "cv2.solvePnP EPnP",
+        "SLSQP",
+        "memcpy floor",
+        "Targets",
+    ):
         assert label in table
     saved = json.loads(out.read_text())
     assert out.with_suffix(".md").read_text() == table
