@@ -44,9 +44,17 @@ import peers as P
 DEFAULT_SIZES = (1, 64, 4096, 262144, 1048576)
 QUICK_SIZES = (1, 64, 4096)
 MODES = ("forward", "forward+backward")
-# Rough temporaries of each batched peer per problem, in units of 2N elements
-# (forward; doubled for forward+backward), used to skip sizes that would not fit.
-TEMP_COLUMNS = {"lstsq": 12, "solve": 8, "kornia": 48, "dgpgeom": 4, "dgpgeom_compiled": 4}
+# Peak temporaries of each batched peer per problem, in units of 2N elements of its
+# dtype, (forward, forward+backward): the peak resident memory measured at B=65536,
+# rounded up with a margin. They decide which sizes are skipped as too large; torch's
+# lstsq backward and kornia's SVD need well over 100 (about 22 GB at B=1M, float32).
+TEMP_COLUMNS = {
+    "dgpgeom": (8, 16),
+    "dgpgeom_compiled": (8, 16),
+    "lstsq": (12, 160),
+    "solve": (8, 32),
+    "kornia": (110, 160),
+}
 
 
 # ---------------------------------------------------------------------------
@@ -258,14 +266,22 @@ def float32_accuracy(names: list[str], batch: int, seed: int) -> dict:
 # The run
 
 
-def _temp_bytes(
-    name: str, problem_batch: int, num_points: int, dtype: torch.dtype, mode: str
-) -> int:
+def _temp_bytes(name: str, batch: int, num_points: int, dtype: torch.dtype, mode: str) -> int:
+    """Estimated peak temporaries of one call of a batched peer, in bytes."""
     item = torch.finfo(dtype).bits // 8
-    per_problem = (
-        P.per_problem_bytes(num_points, dtype) + TEMP_COLUMNS.get(name, 0) * 2 * num_points * item
-    )
-    return per_problem * problem_batch * (2 if mode != "forward" else 1)
+    columns = TEMP_COLUMNS.get(name, (0, 0))[0 if mode == "forward" else 1]
+    return columns * 2 * num_points * item * batch
+
+
+def _available_bytes() -> float:
+    """MemAvailable of the machine (other processes count), or infinity if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return math.inf
 
 
 class _Run:
@@ -284,8 +300,8 @@ class _Run:
         if seen is not None and seen[1] * batch > self.args.max_call_seconds:
             return f"one call would take ~{seen[1] * batch:.2g} s"
         need = _temp_bytes(name, batch, self.args.num_points, dtype, mode)
-        if need > self.args.max_memory_gb * 2**30:
-            return f"would need ~{need / 2**30:.0f} GiB"
+        if need > min(self.args.max_memory_gb * 2**30, 0.6 * _available_bytes()):
+            return f"would need ~{need / 2**30:.2g} GiB"
         return ""
 
     def _compiled_entry(self, inputs, dtype_name: str, batch: int, mode: str) -> _Entry:
@@ -368,7 +384,9 @@ class _Run:
         )  # fmt: skip
 
 
-def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
+def run_benchmark(
+    args: argparse.Namespace, log: Callable[[str], None], checkpoint: Path | None = None
+) -> dict:
     run = _Run(args, log)
     for dtype_name in args.dtypes:
         for batch in args.sizes:
@@ -379,6 +397,9 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
             for mode in MODES:
                 run.cell(problem, sample, mode)
                 gc.collect()
+                if checkpoint is not None:  # a crash late in a long run keeps what was measured
+                    cells = [asdict(c) for c in run.cells]
+                    checkpoint.write_text(json.dumps({"cells": cells}, indent=1) + "\n")
             del problem, sample
             gc.collect()
     ops = {
@@ -389,7 +410,7 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         "cells": [asdict(c) for c in run.cells],
         "compile": run.compile_seconds,
         "aten_ops_b1": ops,
-        "float32_vs_float64": float32_accuracy(batched, 4096, args.seed + 1),
+        "float32_vs_float64": float32_accuracy(batched, min(4096, max(args.sizes)), args.seed + 1),
     }
 
 
@@ -704,23 +725,24 @@ def main(argv: list[str] | None = None) -> dict:
         f"torch {env['torch']}, threads {env['torch_threads']}, THP_MEM_ALLOC_ENABLE={env['THP_MEM_ALLOC_ENABLE']}, "
         f"transparent_hugepage={env['transparent_hugepage']}"
     )
-    start = time.perf_counter()
-    result = run_benchmark(args, log)
-    result["environment"] = env
-    result["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    result["wall_seconds"] = time.perf_counter() - start
-    result["targets"] = check_targets(result, args.sizes, args.dtypes)
-    table = markdown(result, args.peers, args.sizes, args.dtypes)
-    print(table, end="")
-
     output = args.output or (
         Path(__file__).resolve().parent
         / "results"
         / f"translation-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = output.with_suffix(".partial.json")
+    start = time.perf_counter()
+    result = run_benchmark(args, log, checkpoint)
+    result["environment"] = env
+    result["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result["wall_seconds"] = time.perf_counter() - start
+    result["targets"] = check_targets(result, args.sizes, args.dtypes)
+    table = markdown(result, args.peers, args.sizes, args.dtypes)
+    print(table, end="")
     output.write_text(json.dumps(result, indent=1) + "\n")
     output.with_suffix(".md").write_text(table)
+    checkpoint.unlink(missing_ok=True)
     log(f"wrote {output} and {output.with_suffix('.md').name} ({result['wall_seconds']:.0f} s)")
     return result
 
