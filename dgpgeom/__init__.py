@@ -13,10 +13,14 @@ from dgpgeom.nn import DifferentiableGlobalPositioning
 from dgpgeom.rectify import Rectification, rectify
 from dgpgeom.solvers import (
     MeshPlacement,
+    MultiviewTranslationSolution,
+    RefinedTranslation,
     TranslationSolution,
     position_mesh,
+    refine_translation,
     regress_keypoints,
     solve_translation,
+    solve_translation_multiview,
 )
 
 __version__ = "0.1.0.dev0"
@@ -25,7 +29,9 @@ __all__ = [
     "DifferentiableGlobalPositioning",
     "FreiHANDEvaluator",
     "MeshPlacement",
+    "MultiviewTranslationSolution",
     "Rectification",
+    "RefinedTranslation",
     "ShapeError",
     "TranslationSolution",
     "__version__",
@@ -36,7 +42,9 @@ __all__ = [
     "position_mesh",
     "rectification",
     "rectify",
+    "refine_translation",
     "regress_keypoints",
     "solve_translation",
+    "solve_translation_multiview",
     "solvers",
 ]

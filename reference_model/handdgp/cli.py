@@ -76,6 +76,165 @@ def _cmd_export_template(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- make-data
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        return value
+
+    return parse
+
+
+def _add_make_data(subparsers) -> None:
+    p = subparsers.add_parser(
+        "make-data",
+        help="render a synthetic hand data set in FreiHAND's training layout",
+        description=(
+            "Render N synthetic samples (posed hands, forearms, occluders, procedural "
+            "backgrounds) into DIR in FreiHAND's training layout, deterministically from the "
+            "seed. Rerun the same command to resume an interrupted run."
+        ),
+    )
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--num", type=int, required=True, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
+    p.add_argument("--chunk-size", type=int, default=256, help="samples per resumable chunk")
+    p.add_argument("--image-size-range", type=_positive(int), nargs=2, metavar=("MIN", "MAX"),
+                   default=None, help="image width and height range, pixels (default 224 640)")
+    p.add_argument("--focal-range", type=_positive(float), nargs=2, metavar=("MIN", "MAX"),
+                   default=None, help="focal length range, pixels (default 300 2000)")
+    p.add_argument("--depth-range", type=_positive(float), nargs=2, metavar=("MIN", "MAX"),
+                   default=None, help="wrist depth range, metres (default 0.3 1.0)")
+    p.add_argument("--occluder-probability", type=float, default=None,
+                   help="probability of an occluding object (default 0.3)")
+    p.add_argument("--cropped-fraction", type=float, default=None,
+                   help="fraction of hands allowed to leave the image (default 0.1)")
+    p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--backend", choices=("auto", "egl", "torch"), default="auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_make_data)
+
+
+def _cmd_make_data(args: argparse.Namespace) -> int:
+    import time
+
+    from handdgp.data.scenes import SceneConfig
+    from handdgp.data.synthesize import make_dataset
+
+    overrides = {
+        "image_size_range": args.image_size_range and tuple(args.image_size_range),
+        "focal_range": args.focal_range and tuple(args.focal_range),
+        "depth_range": args.depth_range and tuple(args.depth_range),
+        "occluder_probability": args.occluder_probability,
+        "cropped_fraction": args.cropped_fraction,
+    }
+    config = SceneConfig(**{k: v for k, v in overrides.items() if v is not None})
+    start = time.perf_counter()
+    make_dataset(
+        args.out,
+        args.num,
+        seed=args.seed,
+        config=config,
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        jpeg_quality=args.jpeg_quality,
+        backend=args.backend,
+        progress=not args.no_progress,
+    )
+    elapsed = time.perf_counter() - start
+    print(f"wrote {args.num} samples to {args.out} in {elapsed:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- show-data
+
+
+def _add_show_data(subparsers) -> None:
+    p = subparsers.add_parser(
+        "show-data",
+        help="draw a contact sheet of a FreiHAND-layout data set",
+        description=(
+            "Draw the first samples of DIR with their keypoints (coloured by finger; hollow "
+            "when occluded), mesh and mask outline, and optionally their rectified crops."
+        ),
+    )
+    p.add_argument("root", type=Path, metavar="DIR", help="data set directory")
+    p.add_argument("--out", type=Path, default=Path("sheet.png"), help="PNG to write")
+    p.add_argument("--num", type=int, default=16)
+    p.add_argument("--start", type=int, default=0, help="first sample")
+    p.add_argument("--crops", action="store_true", help="also draw the rectified crops")
+    p.add_argument("--tile", type=int, default=256, help="pixels per tile")
+    p.add_argument("--image-size", type=int, default=128, help="crop side, pixels")
+    p.add_argument("--canonical-focal", type=float, default=None,
+                   help="canonical focal length of the crops (default: CropDataset's)")
+    p.add_argument("--mode", choices=("perspective", "affine"), default="perspective")
+    p.add_argument("--no-rectify", action="store_true", help="crops without rectification (A4)")
+    p.set_defaults(func=_cmd_show_data)
+
+
+def _cmd_show_data(args: argparse.Namespace) -> int:
+    from handdgp.data.contact_sheet import contact_sheet
+
+    crop_kwargs = {"image_size": args.image_size, "mode": args.mode, "rectify": not args.no_rectify}
+    if args.canonical_focal is not None:
+        crop_kwargs["canonical_focal"] = args.canonical_focal
+    out = contact_sheet(
+        args.root,
+        args.out,
+        num=args.num,
+        start=args.start,
+        crops=args.crops,
+        tile=args.tile,
+        crop_kwargs=crop_kwargs,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- crop-fit
+
+
+def _add_crop_fit(subparsers) -> None:
+    p = subparsers.add_parser(
+        "crop-fit",
+        help="fraction of hands that fit the canonical crop, per canonical focal length",
+        description=(
+            "For each candidate canonical focal length, the fraction of samples of DIR whose "
+            "21 keypoints (and whose vertices) all fall inside the rectified crop, and how big "
+            "the hands are in it (the extent of their keypoints)."
+        ),
+    )
+    p.add_argument("root", type=Path, metavar="DIR", help="data set directory")
+    p.add_argument("--focals", type=float, nargs="+", default=[120.0, 140.0, 160.0, 180.0, 200.0])
+    p.add_argument("--image-size", type=int, default=128, help="crop side, pixels")
+    p.add_argument("--mode", choices=("perspective", "affine"), default="perspective")
+    p.add_argument("--num", type=int, default=None, help="use the first NUM samples")
+    p.set_defaults(func=_cmd_crop_fit)
+
+
+def _cmd_crop_fit(args: argparse.Namespace) -> int:
+    from handdgp.data import SyntheticHandDataset
+    from handdgp.data.crops import crop_fit_statistics
+
+    dataset = SyntheticHandDataset(args.root, load_masks=False)
+    count = len(dataset) if args.num is None else min(args.num, len(dataset))
+    fits = crop_fit_statistics(
+        dataset, args.focals, image_size=args.image_size, mode=args.mode, indices=list(range(count))
+    )
+    print(f"{count} samples, {args.image_size}-pixel crops, {args.mode} mode")
+    print("focal  keypoints inside  vertices inside  hand size: median  10th pct (px)")
+    for focal, fit in fits.items():
+        print(
+            f"{focal:5.0f}  {100 * fit.keypoints_inside:14.1f} %  {100 * fit.vertices_inside:13.1f} %"
+            f"  {fit.median_size:17.1f}  {fit.p10_size:9.1f}"
+        )
+    return 0
+
 # ----------------------------------------------------------------------------- train
 
 
@@ -252,7 +411,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- entry point
 
-_PARSERS: list[Callable] = [_add_export_template, _add_train, _add_evaluate, _add_predict]
+_PARSERS: list[Callable] = [
+    _add_export_template,
+    _add_make_data,
+    _add_show_data,
+    _add_crop_fit,
+    _add_train,
+    _add_evaluate,
+    _add_predict,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

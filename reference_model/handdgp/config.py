@@ -30,6 +30,8 @@ class DataConfig:
         canonical_focal: pixels, focal length of the canonical camera at
             ``image_size`` (see the reference model README for the choice).
         box_scale: crop side / box side for the A4 crop (MobRecon uses 1.3).
+        mode: rectification mode, ``"perspective"`` (a virtual rotation puts the hand
+            on the optical axis) or ``"affine"`` (the paper's scale and shift).
         augment: colour, scale and in-plane rotation augmentation when training.
         max_test_samples: cap on the held-out samples used by periodic evaluation.
     """
@@ -39,6 +41,7 @@ class DataConfig:
     rectify: bool = True
     canonical_focal: float = 160.0
     box_scale: float = 1.3
+    mode: str = "perspective"
     augment: bool = True
     max_test_samples: int = 256
 

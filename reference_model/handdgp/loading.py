@@ -92,14 +92,24 @@ def default_model_factory(config: ExperimentConfig) -> tuple[nn.Module, Tensor]:
 
 
 def default_dataset_factory(path: Path, config: ExperimentConfig) -> Dataset:
-    """The held-out crops stored under ``path`` (not available yet: inject a factory).
+    """Rectified crops of the synthetic set stored under ``path`` (FreiHAND layout).
 
-    Raises:
-        RuntimeError: always, until a data reader is registered here.
+    A :class:`~handdgp.data.CropDataset` over :class:`~handdgp.data.SyntheticHandDataset`,
+    set up from ``config.data`` (rectification, canonical focal, box scale, mode,
+    augmentation) and ``config.net.image_size``, seeded by ``config.train.seed``.
     """
-    raise RuntimeError(
-        f"no data-set reader is configured for {path}: pass dataset_factory= "
-        "(a callable (directory, ExperimentConfig) -> Dataset)"
+    from handdgp.data import CropDataset, SyntheticHandDataset
+
+    samples = SyntheticHandDataset(path, load_masks=False)
+    return CropDataset(
+        samples,
+        image_size=config.net.image_size,
+        rectify=config.data.rectify,
+        canonical_focal=config.data.canonical_focal,
+        box_scale=config.data.box_scale,
+        mode=config.data.mode,
+        augment=config.data.augment,
+        seed=config.train.seed,
     )
 
 

@@ -179,9 +179,17 @@ class TestEvaluateCheckpoints:
         printed = capsys.readouterr().out
         assert "| full |" in printed and f"wrote table: {tmp_path / 'o' / 'results.md'}" in printed
 
-    def test_default_dataset_factory_says_what_to_do(self, tmp_path):
-        with pytest.raises(RuntimeError, match="dataset_factory"):
-            default_dataset_factory(tmp_path, ExperimentConfig())
+    def test_default_dataset_factory_crops_the_synthetic_set_as_configured(self, synthetic_set):
+        config = ExperimentConfig()
+        config.net.image_size, config.data.canonical_focal = 64, 80.0
+        dataset = default_dataset_factory(synthetic_set, config)
+        item = dataset[3]
+        assert item["image"].shape == (3, 64, 64)
+        assert item["intrinsics"][0, 0].item() == pytest.approx(80.0)
+        uvw = item["keypoints3d"] @ item["intrinsics"].T
+        assert torch.allclose(uvw[:, :2] / uvw[:, 2:], item["keypoints2d"], atol=1e-2)
+        config.data.rectify = False
+        assert not torch.equal(default_dataset_factory(synthetic_set, config)[3]["image"], item["image"])
 
 
 class TestFormatTable:

@@ -207,3 +207,11 @@ class TestSampleHandShape:
         length = (out.keypoints[:, 12] - out.keypoints[:, 0]).norm(dim=-1)  # wrist to middle tip
         assert 0.12 < float(length.min()) and float(length.max()) < 0.27
         assert float(length.std()) > 0.005
+
+
+def test_an_empty_batch_shape_draws_one_unbatched_hand():
+    template = load_template()
+    pose = sample_hand_pose(template, (), torch.Generator().manual_seed(0))
+    batched = sample_hand_pose(template, (1,), torch.Generator().manual_seed(0))
+    assert pose.pose.shape == (template.num_joints, 3)
+    assert torch.equal(pose.pose, batched.pose[0])

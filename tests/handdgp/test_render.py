@@ -308,6 +308,25 @@ class TestRenderMesh:
             torch.testing.assert_close(out.depth[i], one.depth)
 
 
+class TestFramebufferCache:
+    def test_bounded_and_reused(self):
+        _require_egl()
+        v, f = ellipsoid(rings=4)
+        state = gl._state()
+        K = camera(fx=60.0, fy=60.0, cx=10.0, cy=10.0)
+        sizes = [(20 + 2 * i, 21 + 2 * i) for i in range(gl._MAX_FRAMEBUFFERS + 4)]
+        first = render_mesh(v, f, K, sizes[0], backend="egl")
+        for size in sizes:
+            render_mesh(v, f, K, size, backend="egl")
+            assert len(state.framebuffers) <= gl._MAX_FRAMEBUFFERS
+        assert (sizes[0][1], sizes[0][0]) not in state.framebuffers  # evicted ...
+        again = render_mesh(v, f, K, sizes[0], backend="egl")  # ... and recreated
+        assert torch.equal(first.mask, again.mask) and first.mask.any()
+        fbo = state.framebuffers[(sizes[-1][1], sizes[-1][0])]
+        render_mesh(v, f, K, sizes[-1], backend="egl")
+        assert state.framebuffers[(sizes[-1][1], sizes[-1][0])] is fbo  # a cached one is reused
+
+
 class TestBackendsAgree:
     def test_egl_matches_torch(self):
         """Masks of the two backends agree up to edge ties: at most 0.2 % of the

@@ -70,6 +70,8 @@ void main() {
 _GL_CLIP_DISTANCE0 = 0x3000
 # Colour (RGBA8) + depth/face (RG32F) + z-buffer attachments stay under this many bytes.
 _FRAMEBUFFER_BYTES = 64 << 20
+# Framebuffers (of distinct sizes) kept alive per context.
+_MAX_FRAMEBUFFERS = 8
 
 
 @dataclass
@@ -158,7 +160,14 @@ def unavailable_reason() -> str | None:
 
 
 def _framebuffer(state: _State, width: int, rows: int) -> Any:
-    fbo = state.framebuffers.get((width, rows))
+    """The framebuffer of this size, from a small least-recently-used cache.
+
+    The cache is bounded: a caller that renders many image sizes (a synthetic data
+    set of random sizes) would otherwise keep one framebuffer per size alive, about
+    2 MB each at 640 x 480, for the life of the process.
+    """
+    key = (width, rows)
+    fbo = state.framebuffers.pop(key, None)  # re-inserted below as the most recent
     if fbo is None:
         ctx = state.ctx
         fbo = ctx.framebuffer(
@@ -168,8 +177,17 @@ def _framebuffer(state: _State, width: int, rows: int) -> Any:
             ],
             depth_attachment=ctx.depth_renderbuffer((width, rows)),
         )
-        state.framebuffers[(width, rows)] = fbo
+    state.framebuffers[key] = fbo
+    while len(state.framebuffers) > _MAX_FRAMEBUFFERS:
+        oldest = next(iter(state.framebuffers))
+        _release(state.framebuffers.pop(oldest))
     return fbo
+
+
+def _release(fbo: Any) -> None:
+    for attachment in (*fbo.color_attachments, fbo.depth_attachment):
+        attachment.release()
+    fbo.release()
 
 
 def _write(buffer: Any, data: np.ndarray) -> None:

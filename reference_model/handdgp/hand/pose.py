@@ -228,7 +228,7 @@ def sample_hand_pose(
     num_joints = template.num_joints
 
     def rand(*size: int) -> torch.Tensor:
-        return torch.rand(*shape, *size, generator=generator, device=device, dtype=dtype)
+        return torch.rand((*shape, *size), generator=generator, device=device, dtype=dtype)
 
     curl, rho = rand(), rand()
     t = rho[..., None] * curl[..., None] + (1.0 - rho[..., None]) * rand(num_joints)

@@ -1,0 +1,600 @@
+"""Tests for dgpgeom.solvers.multiview."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dgpgeom import ShapeError, solve_translation
+from dgpgeom.solvers import MultiviewTranslationSolution, solve_translation_multiview
+from dgpgeom.solvers.multiview import _solve_translation_multiview_naive
+from dgpgeom.testing import check_gradients, random_intrinsics
+
+F64 = torch.float64
+PROPERTY = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+class Rig(NamedTuple):
+    points2d: torch.Tensor  # (*batch, C, N, 2)
+    points3d: torch.Tensor  # (*batch, N, 3)
+    intrinsics: torch.Tensor  # (*batch, C, 3, 3)
+    rotations: torch.Tensor  # (*batch, C, 3, 3)
+    camera_translations: torch.Tensor  # (*batch, C, 3)
+    weights: torch.Tensor  # (*batch, C, N)
+    translation: torch.Tensor  # (*batch, 3)
+    depth: torch.Tensor  # (*batch, C, N) of every point in every camera
+
+    def inputs(self, *, requires_grad: bool = False) -> tuple[torch.Tensor, ...]:
+        tensors = self[:6]
+        return tuple(t.detach().clone().requires_grad_(requires_grad) for t in tensors)
+
+    def to(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> Rig:
+        return Rig(*(t.to(dtype=dtype, device=device) for t in self))
+
+
+def look_at(centres: torch.Tensor, targets: torch.Tensor, roll: torch.Tensor):
+    """World-to-camera (R, t_c) of cameras at ``centres`` looking at ``targets``."""
+    z = targets - centres
+    z = z / z.norm(dim=-1, keepdim=True)
+    up = torch.tensor([0.3, -1.0, 0.2], dtype=z.dtype).expand_as(z)
+    x = torch.linalg.cross(up, z, dim=-1)
+    x = x / x.norm(dim=-1, keepdim=True)
+    y = torch.linalg.cross(z, x, dim=-1)
+    c, s = torch.cos(roll), torch.sin(roll)
+    x, y = c.unsqueeze(-1) * x - s.unsqueeze(-1) * y, s.unsqueeze(-1) * x + c.unsqueeze(-1) * y
+    rotations = torch.stack((x, y, z), dim=-2)
+    return rotations, -(rotations @ centres.unsqueeze(-1)).squeeze(-1)
+
+
+def make_rig(
+    batch: tuple[int, ...],
+    cameras: int,
+    points: int,
+    *,
+    seed: int = 0,
+    depth: tuple[float, float] = (0.5, 2.0),
+    size: tuple[float, float] = (0.1, 0.2),
+    spread: float = math.pi,
+    offcentre: float = 0.2,
+    noise: float = 0.0,
+) -> Rig:
+    """An object near the world origin seen by cameras around it, in float64.
+
+    Cameras sit at a log-uniform distance ``depth`` from the object, in directions
+    within ``spread`` radians of the world -z axis, each looking at a point up to
+    ``offcentre`` x distance away from the object (so it is not centred), with a
+    random roll. ``spread=0`` puts all cameras on one ray (a single view).
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand((*batch, *shape), generator=gen, dtype=F64)
+
+    translation = (uniform(3) - 0.5) * 0.2
+    side = size[0] + (size[1] - size[0]) * uniform(1, 1)
+    points3d = (uniform(points, 3) - 0.5) * side
+    points3d[..., 0, :] = 0.0
+    distance = torch.exp(math.log(depth[0]) + math.log(depth[1] / depth[0]) * uniform(1))
+    theta = torch.acos(1.0 - (1.0 - math.cos(spread)) * uniform(cameras))
+    phi = 2.0 * math.pi * uniform(cameras)
+    directions = torch.stack(
+        (theta.sin() * phi.cos(), theta.sin() * phi.sin(), -theta.cos()), dim=-1
+    )
+    centres = translation.unsqueeze(-2) + distance.unsqueeze(-1) * directions
+    targets = translation.unsqueeze(-2) + (uniform(cameras, 3) - 0.5) * (
+        2.0 * offcentre * distance.unsqueeze(-1)
+    )
+    rotations, camera_translations = look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
+    intrinsics = random_intrinsics((*batch, cameras), (480, 640), generator=gen, dtype=F64)
+    camera = (points3d + translation.unsqueeze(-2)).unsqueeze(-3) @ rotations.mT
+    camera = camera + camera_translations.unsqueeze(-2)
+    uvw = camera @ intrinsics.mT
+    points2d = uvw[..., :2] / uvw[..., 2:]
+    if noise > 0:
+        points2d = points2d + noise * torch.randn(points2d.shape, generator=gen, dtype=F64)
+    weights = 0.1 + 0.9 * uniform(cameras, points)
+    return Rig(
+        points2d,
+        points3d,
+        intrinsics,
+        rotations,
+        camera_translations,
+        weights,
+        translation,
+        camera[..., 2],
+    )
+
+
+def stacked_lstsq(rig: Rig, damping: float = 0.0, prior: torch.Tensor | None = None):
+    """float64 ``lstsq`` of the explicitly stacked weighted DLT system, per item.
+
+    Rows ``w (x̃ r₃ - r₁)``, ``w (ỹ r₃ - r₂)`` for every camera and point; with
+    damping, the rows ``sqrt(λ Σw²) I`` (right-hand side ``sqrt(λ Σw²) prior``).
+    """
+    p2, p3, K, R, tc, w = (t.to(F64) for t in rig[:6])
+    batch = p3.shape[:-2]
+    y = (p2[..., 1] - K[..., 1, 2, None]) / K[..., 1, 1, None]
+    x = (p2[..., 0] - K[..., 0, 2, None] - K[..., 0, 1, None] * y) / K[..., 0, 0, None]
+    r1, r2, r3 = (R[..., k, None, :] for k in range(3))  # (..., C, 1, 3)
+    a = x.unsqueeze(-1) * r3 - r1  # (..., C, N, 3)
+    b = y.unsqueeze(-1) * r3 - r2
+    # residual a·(P + t) + x t_cz - t_cx  =>  rhs = -(a·P + x t_cz - t_cx)
+    rhs_a = -((a * p3.unsqueeze(-3)).sum(-1) + x * tc[..., 2, None] - tc[..., 0, None])
+    rhs_b = -((b * p3.unsqueeze(-3)).sum(-1) + y * tc[..., 2, None] - tc[..., 1, None])
+    lhs = torch.cat(
+        ((w.unsqueeze(-1) * a).flatten(-3, -2), (w.unsqueeze(-1) * b).flatten(-3, -2)), -2
+    )
+    rhs = torch.cat(((w * rhs_a).flatten(-2), (w * rhs_b).flatten(-2)), -1)
+    if damping > 0:
+        prior = torch.zeros(*batch, 3, dtype=F64) if prior is None else prior.to(F64)
+        root = (damping * w.square().sum((-2, -1))).sqrt()[..., None, None]
+        lhs = torch.cat((lhs, root * torch.eye(3, dtype=F64).expand(*batch, 3, 3)), -2)
+        rhs = torch.cat((rhs, root[..., 0] * prior), -1)
+    flat_lhs, flat_rhs = lhs.reshape(-1, *lhs.shape[-2:]), rhs.reshape(-1, rhs.shape[-1])
+    solutions = [
+        torch.linalg.lstsq(m, v.unsqueeze(-1)).solution.squeeze(-1)
+        for m, v in zip(flat_lhs, flat_rhs, strict=True)
+    ]
+    return torch.stack(solutions).reshape(*batch, 3)
+
+
+def assert_close_rel(actual, expected, rtol, atol=0.0):
+    err = (actual - expected).norm(dim=-1)
+    bound = atol + rtol * expected.norm(dim=-1)
+    assert bool((err <= bound).all()), f"max excess {(err - bound).max():.3g}"
+
+
+@st.composite
+def rigs(draw, *, min_cameras=1, max_cameras=4, noise=1.0):
+    """Well-posed multi-view problems drawn from a few shrinkable scalars."""
+    cameras = draw(st.integers(min_cameras, max_cameras), label="C")
+    points = draw(st.integers(3, 12), label="N")
+    spread = draw(st.sampled_from([0.3, 1.5, math.pi]), label="spread")
+    seed = draw(st.integers(0, 2**31 - 1), label="seed")
+    return make_rig((), cameras, points, seed=seed, spread=spread, noise=noise)
+
+
+class TestSolveTranslationMultiview:
+    # ------------------------------------------------------------------ smoke
+    def test_smoke(self, device, dtype):
+        rig = make_rig((2,), 3, 8, seed=1).to(dtype, device)
+        solution = solve_translation_multiview(*rig.inputs())
+        assert isinstance(solution, MultiviewTranslationSolution)
+        assert MultiviewTranslationSolution._fields == (
+            "translation",
+            "valid",
+            "covariance",
+            "residuals",
+        )
+        assert solution.translation.shape == (2, 3) and solution.translation.dtype == dtype
+        assert solution.valid.shape == (2,) and solution.valid.dtype == torch.bool
+        assert solution.covariance.shape == (2, 3, 3) and solution.residuals.shape == (2, 3, 8)
+        assert solution.translation.device == device
+        assert bool(solution.valid.all())
+        assert_close_rel(solution.translation, rig.translation, 1e-5 if dtype != F64 else 1e-12)
+        assert float(solution.residuals.max()) < (1e-6 if dtype == F64 else 1e-2)
+
+    # -------------------------------------------------------------- bad input
+    @staticmethod
+    def _arguments():
+        return {
+            "points2d": torch.rand(4, 2, 5, 2),
+            "points3d": torch.rand(4, 5, 3),
+            "intrinsics": torch.eye(3).expand(2, 3, 3),
+            "rotations": torch.eye(3).expand(2, 3, 3),
+            "camera_translations": torch.rand(2, 3),
+            "weights": torch.rand(4, 2, 5),
+            "prior": torch.rand(4, 3),
+            "damping": 0.1,
+        }
+
+    @pytest.mark.parametrize(
+        ("changes", "pattern"),
+        [
+            ({"points2d": torch.rand(5, 2)}, r"^points2d: expected shape"),
+            (
+                {"points2d": torch.rand(4, 2, 5, 3)},
+                r"^points2d: expected shape .*got \(4, 2, 5, 3\)",
+            ),
+            ({"points3d": torch.rand(4, 6, 3)}, r"^points3d: .*N=5.*N was set to 5 by points2d"),
+            ({"points3d": torch.rand(4, 5, 2)}, r"^points3d: expected shape"),
+            (
+                {"intrinsics": torch.eye(3).expand(3, 3, 3)},
+                r"^intrinsics: .*C=2.*set to 2 by points2d",
+            ),
+            ({"intrinsics": torch.rand(2, 3, 4)}, r"^intrinsics: expected shape"),
+            ({"rotations": torch.eye(3)}, r"^rotations: expected shape"),
+            ({"rotations": torch.eye(3).expand(3, 3, 3)}, r"^rotations: .*C=2"),
+            ({"camera_translations": torch.rand(3, 3)}, r"^camera_translations: .*C=2"),
+            ({"camera_translations": torch.rand(2, 2)}, r"^camera_translations: expected shape"),
+            ({"weights": torch.rand(4, 5)}, r"^weights: expected shape"),
+            ({"weights": torch.rand(4, 2, 6)}, r"^weights: .*N=5"),
+            ({"prior": torch.rand(4, 2)}, r"^prior: expected shape"),
+            (
+                {
+                    "points2d": torch.rand(1, 1, 2),
+                    "points3d": torch.rand(1, 3),
+                    "intrinsics": torch.eye(3).expand(1, 3, 3),
+                    "rotations": torch.eye(3).expand(1, 3, 3),
+                    "camera_translations": torch.rand(1, 3),
+                    "weights": None,
+                    "prior": None,
+                },
+                r"^points2d: expected at least 2 observations.*C=1, N=1",
+            ),
+            (
+                {"points3d": torch.rand(3, 5, 3)},
+                r"do not broadcast: points2d \(4,\), points3d \(3,\)",
+            ),
+            ({"prior": torch.rand(2, 3)}, r"do not broadcast: .*prior \(2,\)"),
+            ({"points2d": torch.zeros(4, 2, 5, 2, dtype=torch.int64)}, r"^points2d: .*floating"),
+            (
+                {"rotations": torch.eye(3, dtype=torch.int32).expand(2, 3, 3)},
+                r"^rotations: .*floating",
+            ),
+            ({"weights": torch.ones(4, 2, 5, dtype=torch.bool)}, r"^weights: .*floating"),
+            (
+                {"camera_translations": torch.rand(2, 3, device="meta")},
+                r"^camera_translations: .*device",
+            ),
+            ({"rotations": [[1.0, 0.0, 0.0]] * 3}, r"^rotations: expected a torch.Tensor"),
+            ({"damping": -1.0}, r"^damping: "),
+            ({"damping": float("nan")}, r"^damping: "),
+            ({"damping": torch.tensor(0.1)}, r"^damping: "),
+        ],
+    )
+    def test_bad_input(self, changes, pattern):
+        arguments = {**self._arguments(), **changes}
+        with pytest.raises(ShapeError, match=pattern):
+            solve_translation_multiview(**arguments)
+        with pytest.raises(ShapeError, match=pattern):
+            _solve_translation_multiview_naive(**arguments)
+
+    # ---------------------------------------------------- shapes/broadcasting
+    def test_broadcasting_and_batched_equals_per_item(self, device, dtype):
+        rig = make_rig((3,), 2, 6, seed=2, noise=0.5).to(dtype, device)
+        p2, p3, K, R, tc, w = rig.inputs()
+        # One calibrated rig for the whole (2, 3) batch, one shape for all items.
+        shared = solve_translation_multiview(
+            p2.expand(2, 3, 2, 6, 2), p3[0], K[0], R[0], tc[0], w[0]
+        )
+        assert shared.translation.shape == (2, 3, 3) and shared.residuals.shape == (2, 3, 2, 6)
+        for i in range(3):
+            item = solve_translation_multiview(p2[i], p3[0], K[0], R[0], tc[0], w[0])
+            torch.testing.assert_close(shared.translation[1, i], item.translation)
+            torch.testing.assert_close(shared.covariance[0, i], item.covariance)
+        batched = solve_translation_multiview(p2, p3, K, R, tc, w)
+        for i in range(3):
+            item = solve_translation_multiview(p2[i], p3[i], K[i], R[i], tc[i], w[i])
+            torch.testing.assert_close(batched.translation[i], item.translation)
+            torch.testing.assert_close(batched.residuals[i], item.residuals)
+
+    def test_half_precision_computed_in_float32(self):
+        rig = make_rig((4,), 3, 8, seed=3)
+        half = solve_translation_multiview(*(t.to(torch.bfloat16) for t in rig.inputs()))
+        assert half.translation.dtype == torch.bfloat16 and half.covariance.dtype == torch.bfloat16
+        single = solve_translation_multiview(*(t.to(torch.bfloat16).float() for t in rig.inputs()))
+        torch.testing.assert_close(half.translation, single.translation.to(torch.bfloat16))
+
+    # ------------------------------------------------------------ correctness
+    @pytest.mark.parametrize("cameras", [2, 3, 4])
+    def test_noise_free_recovery(self, cameras, device):
+        rig = make_rig((64,), cameras, 10, seed=cameras).to(F64, device)
+        solution = solve_translation_multiview(*rig.inputs())
+        assert bool(solution.valid.all())
+        assert_close_rel(solution.translation, rig.translation, 0.0, atol=1e-12)
+        assert float(solution.residuals.max()) < 1e-8
+
+    @pytest.mark.parametrize("damping", [0.0, 1e-3, 0.5])
+    @pytest.mark.parametrize("spread", [0.05, math.pi])
+    def test_matches_stacked_lstsq(self, damping, spread):
+        rig = make_rig((48,), 3, 9, seed=4, noise=2.0, spread=spread)
+        prior = rig.translation + 0.05
+        solution = solve_translation_multiview(*rig.inputs(), damping=damping, prior=prior)
+        expected = stacked_lstsq(rig, damping, prior)
+        assert bool(solution.valid.all())
+        assert_close_rel(solution.translation, expected, 1e-10)
+
+    def test_covariance_is_sigma2_inverse_normal_matrix(self):
+        rig = make_rig((), 3, 7, seed=5, noise=1.0)
+        solution = solve_translation_multiview(*rig.inputs(), damping=0.01)
+        p2, p3, K, R, tc, w = rig.inputs()
+        y = (p2[..., 1] - K[..., 1, 2, None]) / K[..., 1, 1, None]
+        x = (p2[..., 0] - K[..., 0, 2, None] - K[..., 0, 1, None] * y) / K[..., 0, 0, None]
+        a = x.unsqueeze(-1) * R[:, None, 2] - R[:, None, 0]
+        b = y.unsqueeze(-1) * R[:, None, 2] - R[:, None, 1]
+        rows = torch.cat((a, b), 0).reshape(-1, 3)
+        w2 = torch.cat((w, w), 0).reshape(-1).square()
+        normal = rows.T @ (w2[:, None] * rows) + 0.01 * w.square().sum() * torch.eye(3, dtype=F64)
+        camera = (p3 + solution.translation) @ R.mT + tc[:, None]
+        r = torch.stack(
+            (x * camera[..., 2] - camera[..., 0], y * camera[..., 2] - camera[..., 1]), -1
+        )
+        sigma2 = (w.square() * r.square().sum(-1)).sum() / (2 * w.numel() - 3)
+        torch.testing.assert_close(solution.covariance, sigma2 * torch.linalg.inv(normal))
+        pixels = camera @ K.mT
+        error = (pixels[..., :2] / pixels[..., 2:] - p2).norm(dim=-1)
+        torch.testing.assert_close(solution.residuals, error)
+
+    @pytest.mark.parametrize("damping", [0.0, 0.01])
+    def test_single_identity_camera_is_single_view(self, damping, device):
+        rig = make_rig((256,), 1, 12, seed=6, noise=1.0, spread=0.0, depth=(0.3, 10.0)).to(
+            F64, device
+        )
+        p2, p3, K, _, _, w = rig.inputs()
+        # The object in the camera's orientation, seen by a camera at the world origin.
+        p3 = p3 @ rig.rotations[..., 0, :, :].mT
+        eye = torch.eye(3, dtype=F64, device=device).expand(256, 1, 3, 3)
+        zero = torch.zeros(256, 1, 3, dtype=F64, device=device)
+        prior = torch.rand(256, 3, dtype=F64, device=device)
+        multi = solve_translation_multiview(p2, p3, K, eye, zero, w, damping=damping, prior=prior)
+        single = solve_translation(p2[:, 0], p3, K[:, 0], w[:, 0], damping=damping, prior=prior)
+        assert torch.equal(multi.valid, single.valid) and bool(single.valid.all())
+        assert_close_rel(multi.translation, single.translation, 1e-12)
+        torch.testing.assert_close(multi.covariance, single.covariance, rtol=1e-9, atol=1e-15)
+        torch.testing.assert_close(multi.residuals[:, 0], single.residuals, rtol=1e-9, atol=1e-9)
+
+    def test_single_moved_camera_is_single_view_in_its_frame(self):
+        # One camera anywhere: the camera-frame root R t + t_c is the single-view answer.
+        rig = make_rig((64,), 1, 10, seed=7, noise=1.0, spread=0.0)
+        p2, p3, K, R, tc, w = rig.inputs()
+        multi = solve_translation_multiview(p2, p3, K, R, tc, w)
+        single = solve_translation(p2[:, 0], p3 @ R[:, 0].mT, K[:, 0], w[:, 0])
+        camera_root = (R[:, 0] @ multi.translation.unsqueeze(-1)).squeeze(-1) + tc[:, 0]
+        assert_close_rel(camera_root, single.translation, 1e-10)
+
+    def test_float32_matches_float64(self):
+        """float32 bounds, against float64 on the same (float32-representable) inputs.
+
+        One camera, 0.3-2 m: within the single-view solver's documented bound
+        2e-5 m + 1e-5 x depth. Four cameras around the object, 0.3-10 m: 1e-5 m.
+        """
+        for cameras, depth, spread, atol, per_metre in [
+            (1, (0.3, 2.0), 0.0, 2e-5, 1e-5),
+            (4, (0.3, 10.0), math.pi, 1e-5, 0.0),
+        ]:
+            rig = make_rig((512,), cameras, 21, seed=8, noise=1.0, depth=depth, spread=spread)
+            rig = rig.to(torch.float32)
+            single = solve_translation_multiview(*rig.inputs())
+            double = solve_translation_multiview(*rig.to(F64).inputs())
+            assert bool(double.valid.all()) and bool(single.valid.all())
+            err = (single.translation.double() - double.translation).norm(dim=-1)
+            bound = atol + per_metre * rig.depth.double().mean((-2, -1))
+            assert bool((err <= bound).all()), f"C={cameras}: max excess {(err - bound).max():.3g}"
+
+    def test_float32_far_off_axis(self):
+        """The Newton step keeps float32 at the single-view level far off the axis.
+
+        One camera, object 56° off its axis, 2 m away, 10 cm: without the step the
+        largest error was 5.2e-3 m, with it 4.2e-5 m (single-view solver 5.4e-5 m).
+        """
+        gen = torch.Generator().manual_seed(7)
+        scale = 1.0 + 0.1 * torch.rand(512, 1, generator=gen, dtype=F64)
+        translation = torch.tensor([3.0, 0.0, 2.0], dtype=F64) * scale
+        points3d = (torch.rand(512, 21, 3, generator=gen, dtype=F64) - 0.5) * 0.1
+        K = torch.tensor([[300.0, 0.0, 320.0], [0.0, 300.0, 240.0], [0.0, 0.0, 1.0]], dtype=F64)
+        uvw = (points3d + translation.unsqueeze(-2)) @ K.T
+        points2d = (uvw[..., :2] / uvw[..., 2:]).float()
+        weights = (0.2 + 0.8 * torch.rand(512, 21, generator=gen, dtype=F64)).float()
+        inputs = (
+            points2d.unsqueeze(1),
+            points3d.float(),
+            K.float().expand(512, 1, 3, 3),
+            torch.eye(3).expand(512, 1, 3, 3),
+            torch.zeros(512, 1, 3),
+            weights.unsqueeze(1),
+        )
+        single = solve_translation_multiview(*inputs).translation.double()
+        double = solve_translation_multiview(*(t.double() for t in inputs)).translation
+        assert float((single - double).norm(dim=-1).max()) < 1e-4
+
+    # ---------------------------------------------------------------- gradients
+    @pytest.mark.parametrize("damping", [0.0, 0.1])
+    def test_gradcheck(self, damping):
+        rig = make_rig((), 2, 4, seed=9, noise=1.0)
+        prior = rig.translation + 0.02
+
+        def translation(*inputs):
+            return solve_translation_multiview(*inputs[:6], damping=damping, prior=inputs[6])[0]
+
+        assert check_gradients(translation, *rig.inputs(), prior)
+
+    def test_gradcheck_covariance_and_residuals(self):
+        rig = make_rig((), 2, 4, seed=10, noise=1.0)
+
+        def covariance(*inputs):
+            return solve_translation_multiview(*inputs).covariance
+
+        def residuals(*inputs):
+            return solve_translation_multiview(*inputs).residuals
+
+        assert check_gradients(covariance, *rig.inputs())
+        assert check_gradients(residuals, *rig.inputs(), gradgrad=False)
+
+    @pytest.mark.parametrize("damping", [0.0, 0.05])
+    def test_custom_backward_matches_naive(self, damping):
+        rig = make_rig((5,), 3, 6, seed=11, noise=1.0)
+        prior = rig.translation * 1.1
+        gen = torch.Generator().manual_seed(0)
+        grad_out = torch.randn(5, 3, generator=gen, dtype=F64)
+        results = []
+        for solve in (
+            lambda *a: solve_translation_multiview(*a[:6], damping=damping, prior=a[6])[0],
+            lambda *a: _solve_translation_multiview_naive(*a[:6], damping=damping, prior=a[6]),
+        ):
+            inputs = (*rig.inputs(requires_grad=True), prior.clone().requires_grad_())
+            out = solve(*inputs)
+            first = torch.autograd.grad(out, inputs, grad_out, create_graph=True)
+            gen2 = torch.Generator().manual_seed(1)
+            probes = [torch.randn(g.shape, generator=gen2, dtype=F64) for g in first]
+            inner = sum(
+                (f * p).sum() for f, p in zip(first, probes, strict=True) if f.requires_grad
+            )
+            second = torch.autograd.grad(inner, inputs, allow_unused=True, materialize_grads=True)
+            results.append((out, first, second))
+        (out_a, first_a, second_a), (out_b, first_b, second_b) = results
+        torch.testing.assert_close(out_a, out_b, rtol=1e-12, atol=1e-14)
+        for a, b in zip(first_a + second_a, first_b + second_b, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * float(b.detach().abs().max()))
+
+    def test_vmap_and_jacrev(self):
+        rig = make_rig((3,), 2, 5, seed=12, noise=1.0)
+
+        def translation(*inputs):
+            return solve_translation_multiview(*inputs).translation
+
+        batched = torch.func.vmap(translation)(*rig.inputs())
+        torch.testing.assert_close(batched, translation(*rig.inputs()))
+        jac = torch.func.vmap(torch.func.jacrev(translation, argnums=(0, 1, 3, 4, 5)))(
+            *rig.inputs()
+        )
+        naive = torch.func.vmap(
+            torch.func.jacrev(_solve_translation_multiview_naive, argnums=(0, 1, 3, 4, 5))
+        )(*rig.inputs())
+        assert jac[0].shape == (3, 3, 2, 5, 2) and jac[2].shape == (3, 3, 2, 3, 3)
+        for a, b in zip(jac, naive, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+    def test_compile_fullgraph(self):
+        rig = make_rig((4,), 3, 6, seed=13, noise=1.0)
+
+        def loss(*inputs):
+            solution = solve_translation_multiview(*inputs, damping=1e-3)
+            return solution.translation.square().sum() + solution.residuals.sum()
+
+        compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+        eager_inputs, compiled_inputs = (
+            rig.inputs(requires_grad=True),
+            rig.inputs(requires_grad=True),
+        )
+        eager, out = loss(*eager_inputs), compiled(*compiled_inputs)
+        torch.testing.assert_close(out, eager)
+        for a, b in zip(
+            torch.autograd.grad(out, compiled_inputs),
+            torch.autograd.grad(eager, eager_inputs),
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b)
+
+    def test_meta_device(self):
+        rig = make_rig((2, 3), 4, 5, seed=14).to(torch.float32, "meta")
+        inputs = rig.inputs(requires_grad=True)
+        solution = solve_translation_multiview(*inputs, damping=0.1, prior=rig.translation)
+        assert solution.translation.device.type == "meta"
+        assert solution.residuals.shape == (2, 3, 4, 5) and solution.valid.shape == (2, 3)
+        (solution.translation.sum() + solution.covariance.sum()).backward()
+        assert inputs[3].grad is not None and inputs[3].grad.shape == (2, 3, 4, 3, 3)
+
+    # --------------------------------------------------------------- properties
+    @PROPERTY
+    @given(rig=rigs(), scale=st.floats(1e-3, 1e3), damping=st.sampled_from([0.0, 0.01]))
+    def test_weight_scale_invariance(self, rig, scale, damping):
+        p2, p3, K, R, tc, w = rig.inputs()
+        a = solve_translation_multiview(p2, p3, K, R, tc, w, damping=damping)
+        b = solve_translation_multiview(p2, p3, K, R, tc, w * scale, damping=damping)
+        assert bool(a.valid) and bool(b.valid)
+        assert_close_rel(b.translation, a.translation, 1e-9)
+        torch.testing.assert_close(b.covariance, a.covariance, rtol=1e-7, atol=1e-18)
+
+    @PROPERTY
+    @given(rig=rigs(), data=st.data())
+    def test_permutation_equivariance(self, rig, data):
+        p2, p3, K, R, tc, w = rig.inputs()
+        C, N = w.shape
+        points = torch.tensor(data.draw(st.permutations(range(N)), label="points"))
+        cameras = torch.tensor(data.draw(st.permutations(range(C)), label="cameras"))
+        a = solve_translation_multiview(p2, p3, K, R, tc, w)
+        b = solve_translation_multiview(
+            p2[cameras][:, points],
+            p3[points],
+            K[cameras],
+            R[cameras],
+            tc[cameras],
+            w[cameras][:, points],
+        )
+        assert_close_rel(b.translation, a.translation, 1e-10)
+        torch.testing.assert_close(b.residuals, a.residuals[cameras][:, points])
+
+    @PROPERTY
+    @given(rig=rigs(min_cameras=2), data=st.data())
+    def test_zero_weight_is_removal(self, rig, data):
+        p2, p3, K, R, tc, w = rig.inputs()
+        C, N = w.shape
+        point = data.draw(st.integers(0, N - 1), label="point")
+        camera = data.draw(st.integers(0, C - 1), label="camera")
+        keep_p = torch.arange(N) != point
+        keep_c = torch.arange(C) != camera
+        # A point dropped in every camera == the point removed.
+        dropped = w.clone()
+        dropped[:, point] = 0.0
+        a = solve_translation_multiview(p2, p3, K, R, tc, dropped)
+        b = solve_translation_multiview(p2[:, keep_p], p3[keep_p], K, R, tc, w[:, keep_p])
+        assert_close_rel(a.translation, b.translation, 1e-10)
+        torch.testing.assert_close(a.covariance, b.covariance, rtol=1e-7, atol=1e-18)
+        # A camera with zero weights == the camera removed.
+        dropped = w.clone()
+        dropped[camera] = 0.0
+        a = solve_translation_multiview(p2, p3, K, R, tc, dropped)
+        b = solve_translation_multiview(p2[keep_c], p3, K[keep_c], R[keep_c], tc[keep_c], w[keep_c])
+        assert torch.equal(a.valid, b.valid)
+        if bool(b.valid):
+            assert_close_rel(a.translation, b.translation, 1e-10)
+
+    @PROPERTY
+    @given(rig=rigs(noise=0.0))
+    def test_rigid_world_change(self, rig):
+        # Moving the world frame (x' = Q x + s) moves the answer with it.
+        p2, p3, K, R, tc, w = rig.inputs()
+        gen = torch.Generator().manual_seed(0)
+        Q = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=F64)).Q
+        Q = Q * torch.linalg.det(Q)  # a rotation
+        shift = torch.randn(3, generator=gen, dtype=F64)
+        a = solve_translation_multiview(p2, p3, K, R, tc, w)
+        # x_cam = R Qᵀ (x' - s) + t_c: rotations R Qᵀ, translations t_c - R Qᵀ s.
+        R2 = R @ Q.T
+        b = solve_translation_multiview(p2, p3 @ Q.T, K, R2, tc - (R2 @ shift), w)
+        assert_close_rel(b.translation, a.translation @ Q.T + shift, 1e-9, atol=1e-12)
+
+    # -------------------------------------------------------------- degenerate
+    def _degenerate_rigs(self):
+        rig = make_rig((), 2, 6, seed=15, noise=1.0)
+        p2, p3, K, R, tc, w = rig.inputs()
+        cases = {"zero_weights": (p2, p3, K, R, tc, torch.zeros_like(w))}
+        one = torch.zeros_like(w)
+        one[1, 3] = 0.7
+        cases["one_observation"] = (p2, p3, K, R, tc, one)
+        # Two identical cameras, every point on one ray through them.
+        ray = rig.translation @ R[0].T + tc[0]
+        ray = ray / ray.norm()
+        depths = torch.linspace(-0.05, 0.05, 6, dtype=F64)
+        line = depths.unsqueeze(-1) * (R[0].T @ ray)
+        same_R, same_t, same_K = R[:1].expand(2, 3, 3), tc[:1].expand(2, 3), K[:1].expand(2, 3, 3)
+        camera = (line + rig.translation) @ R[0].T + tc[0]
+        pixels = camera @ K[0].T
+        on_ray = (pixels[:, :2] / pixels[:, 2:]).expand(2, 6, 2)
+        cases["one_ray"] = (on_ray, line, same_K, same_R, same_t, w)
+        return cases
+
+    @pytest.mark.parametrize("kind", ["zero_weights", "one_observation", "one_ray"])
+    @pytest.mark.parametrize("dtype_", [torch.float32, F64])
+    def test_degenerate_flagged_with_finite_values_and_gradients(self, kind, dtype_):
+        inputs = tuple(t.to(dtype_).requires_grad_() for t in self._degenerate_rigs()[kind])
+        prior = torch.tensor([0.1, -0.2, 0.7], dtype=dtype_, requires_grad=True)
+        solution = solve_translation_multiview(*inputs, prior=prior)
+        assert not bool(solution.valid)
+        torch.testing.assert_close(solution.translation, prior.detach())
+        assert bool(torch.isfinite(solution.covariance).all())
+        assert bool((solution.covariance == 0).all())
+        assert bool(torch.isfinite(solution.residuals).all())
+        loss = solution.translation.sum() + solution.covariance.sum() + solution.residuals.sum()
+        grads = torch.autograd.grad(loss, (*inputs, prior), retain_graph=True)
+        assert all(bool(torch.isfinite(g).all()) for g in grads)
+        (to_prior,) = torch.autograd.grad(solution.translation.sum(), prior)
+        torch.testing.assert_close(to_prior, torch.ones(3, dtype=dtype_))
