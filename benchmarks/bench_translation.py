@@ -32,9 +32,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# Cold compile times every run: a private inductor cache unless the caller chose one.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="dgpgeom-bench-inductor-"))
-
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -712,10 +709,24 @@ def main(argv: list[str] | None = None) -> dict:
         cv2.setNumThreads(args.threads)
     except ImportError:
         pass
+    cache = None
     if "dgpgeom_compiled" in args.peers:
         from torch._inductor import config as inductor_config
 
         inductor_config.compile_threads = 1  # no compile workers on a shared machine
+        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            # cold compile times every run: a private inductor cache, removed at the end
+            cache = tempfile.TemporaryDirectory(prefix="dgpgeom-bench-inductor-")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
+    try:
+        return _main(args)
+    finally:
+        if cache is not None:
+            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+            cache.cleanup()
+
+
+def _main(args: argparse.Namespace) -> dict:
     env = environment(args.threads)
 
     def log(message: str) -> None:
@@ -735,7 +746,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     result = run_benchmark(args, log, checkpoint)
     result["environment"] = env
-    result["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    # the file name only: results are shared, the writer's directories are not
+    result["args"] = {k: (v.name if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result["wall_seconds"] = time.perf_counter() - start
     result["targets"] = check_targets(result, args.sizes, args.dtypes)
     table = markdown(result, args.peers, args.sizes, args.dtypes)
