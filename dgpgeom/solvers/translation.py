@@ -30,13 +30,37 @@ Implementation notes (see also the design notes of the project):
   and :math:`t_{xy} = (\bar x\, t_z - \bar b + \lambda p_{xy}) / \mu`. Centring first
   keeps float32 accurate to a few micrometres where the uncentred adjugate loses
   tens. No LAPACK call, no host synchronisation.
+- Per-point quantities are separate `(..., N)` planes (:math:`\tilde x`,
+  :math:`\tilde y`, :math:`X`, :math:`Y`, :math:`Z`, :math:`b`, ...) and per-problem
+  ones `(..., 1)`, so that element-wise kernels run over long contiguous rows
+  (`(..., N, 2)` tensors broadcast against `(..., N, 1)` ones run inner loops of
+  length 2). At large batch sizes every fresh `(..., N)` temporary costs about as
+  much as the arithmetic on it, so each per-point pass is one fused operation where
+  one exists (``addcmul``) and each weighted sum one reduction (a batched dot
+  product for large operands outside autograd).
+- The residuals :math:`r_i = B_i - A_i t = b_i + t_{xy} - (\tilde x_i, \tilde y_i)
+  t_z` and the depths :math:`Z_i + t_z` are computed with the solution; they give
+  :math:`\hat\sigma^2 / S = \sum_i \omega_i \lVert r_i\rVert^2 / (2n - 3)`, the
+  covariance :math:`\hat\sigma^2 M^{-1} = (\hat\sigma^2 / S)(M/S)^{-1}` from its six
+  distinct entries, and the pixel residuals
+  :math:`\lVert K_{2\times2}\, r_i\rVert / (Z_i + t_z)`.
 - The backward pass is the implicit-function theorem on the stationarity
-  condition :math:`M t = c`: one adjoint solve :math:`\hat\ell = (M/S)^{-1}\bar g`
-  with :math:`(M/S)^{-1} = \operatorname{diag}(1, 1, 0)/\mu + u u^\top / D_\lambda`,
-  :math:`u = (\bar x/\mu, \bar y/\mu, 1)`, then every input gradient is an
-  element-wise product of :math:`\hat\ell`, the residuals and the inputs. The
-  backward recomputes from the saved inputs (nothing else is stored), so it is
-  itself differentiable.
+  condition :math:`F(t) = \lambda (t - p) - \sum_i \omega_i A_i^\top r_i = 0`: one
+  adjoint solve :math:`\hat\ell = (M/S)^{-1} g` with
+  :math:`(M/S)^{-1} = \operatorname{diag}(1, 1, 0)/\mu + u u^\top / D_\lambda`,
+  :math:`u = (\bar x/\mu, \bar y/\mu, 1)`, then every input gradient is
+  :math:`-\hat\ell^\top \partial F / \partial(\cdot)`: an element-wise product of
+  :math:`\hat\ell`, :math:`q_i = A_i \hat\ell`, the residuals and the inputs, e.g.
+  :math:`\partial L / \partial \omega_i = q_i \cdot r_i` (autograd carries it on to
+  :math:`w` through :math:`\omega = w^2 / S`). The autograd Function returns the
+  residual and depth planes too (the statistics use them): their gradients enter
+  :math:`g` through their dependence on :math:`t`, and add their explicit partial
+  derivatives. The moments (:math:`\omega`, :math:`\bar x`, :math:`D_\lambda`, ...)
+  are computed once, with autograd, by the caller, which also needs them for the
+  covariance; they enter the Function as inputs. The gradients it returns for
+  :math:`\tilde x`, :math:`\tilde y` and :math:`\omega` are total derivatives, so
+  none is returned for the moments derived from them. The backward uses only
+  saved inputs and outputs, so it is itself differentiable (double backward).
 """
 
 from __future__ import annotations
@@ -47,7 +71,7 @@ import torch
 from torch import Tensor
 
 from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
-from dgpgeom.camera import _normalize
+from dgpgeom.camera import _normalize  # noqa: F401  (the other solvers import it from here)
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
@@ -89,138 +113,257 @@ class TranslationSolution(NamedTuple):
     residuals: Tensor
 
 
+class _Intrinsics(NamedTuple):
+    """The entries of the upper two rows of K, each `(..., 1)`."""
+
+    fx: Tensor
+    skew: Tensor
+    cx: Tensor
+    k10: Tensor  # zero by convention; only the pixel residuals use it, as project() does
+    fy: Tensor
+    cy: Tensor
+
+
+def _intrinsics(intrinsics: Tensor) -> _Intrinsics:
+    return _Intrinsics(*intrinsics[..., :2, :].flatten(-2).split(1, -1))
+
+
+class _Planes(NamedTuple):
+    """The points, one `(..., N)` plane per coordinate."""
+
+    x: Tensor  # normalised image coordinates: (x, y, 1) = K^-1 (u, v, 1)
+    y: Tensor
+    X: Tensor  # root-relative 3D point, metres
+    Y: Tensor
+    Z: Tensor
+
+
+def _planes(points2d: Tensor, points3d: Tensor, k: _Intrinsics) -> _Planes:
+    u, v = points2d.unbind(-1)
+    y = (v - k.cy) / k.fy
+    x = torch.addcmul(u - k.cx, k.skew, y, value=-1.0) / k.fx
+    return _Planes(x, y, *points3d.unbind(-1))
+
+
+#: Operand size (bytes) from which :func:`_weighted_sum` uses a batched matrix product:
+#: below it, in cache, a product and a sum are as fast (measured on CPU).
+_BATCHED_DOT_MIN_BYTES = 1 << 22
+
+
+def _weighted_sum(omega: Tensor, values: Tensor) -> Tensor:
+    """Sum over the points of omega * values, `(..., 1)`."""
+    recording = torch.is_grad_enabled() and (omega.requires_grad or values.requires_grad)
+    if not recording and values.numel() * values.element_size() >= _BATCHED_DOT_MIN_BYTES:
+        # Large batches outside autograd: a batched dot product reads both operands
+        # once and writes no (..., N) temporary (about 10 % of the forward time at
+        # 262144 problems; its float32 rounding is about 25 % larger than the product
+        # and sum's, well inside the documented accuracy).
+        return (omega.unsqueeze(-2) @ values.unsqueeze(-1)).squeeze(-1)
+    return (omega * values).sum(-1, keepdim=True)
+
+
 class _Moments(NamedTuple):
     """The weighted moments shared by the solve, its backward and the statistics."""
 
-    omega: Tensor  # (..., N, 1) normalised squared weights
-    mean_xn: Tensor  # (..., 1, 2) weighted mean of the normalised coordinates
-    centred: Tensor  # (..., N, 2) normalised coordinates minus their mean
-    pivot: Tensor  # (...) D_lambda, made safe (1) where invalid
-    valid: Tensor  # (...) bool
-    count: Tensor  # (...) number of points with a non-zero weight
+    omega: Tensor  # (..., N) normalised squared weights
+    mean_x: Tensor  # (..., 1) weighted means of the normalised coordinates
+    mean_y: Tensor  # (..., 1)
+    dx: Tensor  # (..., N) centred normalised coordinates x - mean_x
+    dy: Tensor  # (..., N) y - mean_y
+    pivot: Tensor  # (..., 1) D_lambda, made safe (1) where invalid
+    valid: Tensor  # (..., 1) bool
+    count: Tensor  # (..., 1) number of points with a non-zero weight, in the compute dtype
 
 
-def _moments(xn: Tensor, weights: Tensor, damping: float) -> _Moments:
+def _moments(x: Tensor, y: Tensor, weights: Tensor, damping: float) -> _Moments:
     w2 = weights * weights
     total = w2.sum(-1, keepdim=True)
-    omega = (w2 / torch.where(total > 0, total, 1.0)).unsqueeze(-1)
-    mean_xn = (omega * xn).sum(-2, keepdim=True)
-    centred = xn - mean_xn
-    pivot = (omega * centred * centred).sum((-2, -1))
-    rho2 = (mean_xn * mean_xn).sum((-2, -1))
+    omega = w2 / torch.where(total > 0, total, 1.0)
+    mean_x = _weighted_sum(omega, x)
+    mean_y = _weighted_sum(omega, y)
+    dx = x - mean_x
+    dy = y - mean_y
+    pivot = _weighted_sum(omega, torch.addcmul(dx * dx, dy, dy))
+    rho2 = torch.addcmul(mean_x * mean_x, mean_y, mean_y)
     if damping > 0:
         pivot = pivot + damping + damping / (1.0 + damping) * rho2
-    count = (weights != 0).sum(-1)
-    tolerance = torch.finfo(xn.dtype).eps * CONDITION_TOLERANCE_EPS
+    with torch.no_grad():
+        signs = weights.sign()
+        count = _weighted_sum(signs, signs)  # exact: a sum of ones and zeros
+    tolerance = torch.finfo(x.dtype).eps * CONDITION_TOLERANCE_EPS
     valid = (count >= (1 if damping > 0 else 2)) & (pivot > tolerance * (1.0 + rho2).square())
     pivot = torch.where(valid, pivot, 1.0)
-    return _Moments(omega, mean_xn, centred, pivot, valid, count)
+    return _Moments(omega, mean_x, mean_y, dx, dy, pivot, valid, count)
 
 
-def _solve(m: _Moments, xn: Tensor, points3d: Tensor, prior: Tensor, damping: float) -> Tensor:
-    """Closed-form minimiser from the moments, plain differentiable torch."""
-    b = points3d[..., :2] - points3d[..., 2:] * xn  # (..., N, 2) metres
-    mean_b = (m.omega * b).sum(-2, keepdim=True)
-    numerator = (m.omega * m.centred * b).sum((-2, -1))
+def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> tuple[Tensor, ...]:
+    """Closed-form minimiser from the moments, plain differentiable torch.
+
+    Returns the translation `(..., 3)` and the planes bx, by of b_i.
+    """
+    bx = torch.addcmul(p.X, p.Z, p.x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
+    by = torch.addcmul(p.Y, p.Z, p.y, value=-1.0)
+    mean_bx = _weighted_sum(m.omega, bx)
+    mean_by = _weighted_sum(m.omega, by)
+    numerator = _weighted_sum(m.omega, torch.addcmul(m.dx * bx, m.dy, by))
     if damping > 0:
         mu = 1.0 + damping
-        prior_xy = prior[..., None, :2]
+        px, py, pz = prior.split(1, -1)
         numerator = (
             numerator
-            + damping / mu * (m.mean_xn * (mean_b + prior_xy)).sum((-2, -1))
-            + damping * prior[..., 2]
+            + damping / mu * (m.mean_x * (mean_bx + px) + m.mean_y * (mean_by + py))
+            + damping * pz
         )
-        tz = (numerator / m.pivot)[..., None, None]
-        txy = (m.mean_xn * tz - mean_b + damping * prior_xy) / mu
+        tz = numerator / m.pivot
+        tx = (m.mean_x * tz - mean_bx + damping * px) / mu
+        ty = (m.mean_y * tz - mean_by + damping * py) / mu
     else:
-        tz = (numerator / m.pivot)[..., None, None]
-        txy = m.mean_xn * tz - mean_b
-    translation = torch.cat((txy, tz), dim=-1).squeeze(-2)
-    return torch.where(m.valid.unsqueeze(-1), translation, prior)
+        tz = numerator / m.pivot
+        tx = m.mean_x * tz - mean_bx
+        ty = m.mean_y * tz - mean_by
+    return torch.where(m.valid, torch.cat((tx, ty, tz), -1), prior), bx, by
+
+
+def _solve_with_residuals(
+    m: _Moments, p: _Planes, prior: Tensor, damping: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The translation and the planes depth Z_i + t_z and residual B_i - A_i t (metres).
+
+    Runs outside autograd only (no-gradient path, forward of :class:`_WeightedDLT`).
+    """
+    translation, bx, by = _solve(m, p, prior, damping)
+    tx, ty, tz = translation.split(1, -1)
+    rx = torch.addcmul(bx, p.x, tz, value=-1.0).add_(tx)  # b + t_xy - (x, y) t_z
+    ry = torch.addcmul(by, p.y, tz, value=-1.0).add_(ty)
+    return translation, p.Z + tz, rx, ry
+
+
+def _unpack(tensors: tuple[Tensor, ...]) -> tuple[_Planes, _Moments]:
+    split = len(_Planes._fields)
+    return _Planes(*tensors[:split]), _Moments(*tensors[split:])
 
 
 class _WeightedDLT(torch.autograd.Function):
-    """Closed-form forward; implicit-function backward (one adjoint solve)."""
+    """Closed-form forward; implicit-function backward (one adjoint solve).
+
+    Inputs: ``prior, damping``, the fields of :class:`_Planes` and those of
+    :class:`_Moments`. Outputs: those of :func:`_solve_with_residuals` (the statistics
+    need the residual planes, and the backward reuses them).
+    Gradients are returned for the planes, ``prior`` and ``omega``; they are total
+    derivatives, which already account for the other moments.
+    """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(xn, points3d, weights, prior, damping):  # type: ignore[override]
-        m = _moments(xn, weights, damping)
-        return _solve(m, xn, points3d, prior, damping), m.valid
+    def forward(prior, damping, *planes_and_moments):  # type: ignore[override]
+        p, m = _unpack(planes_and_moments)
+        return _solve_with_residuals(m, p, prior, damping)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
-        xn, points3d, weights, prior, damping = inputs
-        translation, valid = output
-        ctx.mark_non_differentiable(valid)
+        _, damping, *planes_and_moments = inputs
+        p, m = _unpack(planes_and_moments)
         ctx.damping = damping
-        ctx.save_for_backward(xn, points3d, weights, prior, translation, valid)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(*p, *output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
 
     @staticmethod
-    def backward(ctx, grad_translation, _grad_valid):  # type: ignore[override]
-        # Recomputed from the saved inputs (not saved from forward) so that this
-        # backward is itself differentiable.
-        xn, points3d, weights, prior, translation, valid = ctx.saved_tensors
+    def backward(ctx, grad_translation, grad_depth, grad_rx, grad_ry):  # type: ignore[override]
+        x, y, _, _, _, translation, depth, rx, ry, omega, mean_x, mean_y, pivot, valid = (
+            ctx.saved_tensors
+        )
         damping = ctx.damping
         mu = 1.0 + damping
-        m = _moments(xn, weights, damping)
-        g = torch.where(valid.unsqueeze(-1), grad_translation, 0.0)
-        mean_xn = m.mean_xn.squeeze(-2)
+        grad_t = torch.zeros_like(translation) if grad_translation is None else grad_translation
+
+        # The residual planes rx = X + t_x - x (Z + t_z), ry = Y + t_y - y (Z + t_z) and
+        # depth = Z + t_z depend on t too: d(rx, ry, depth)/dt = (1, 0, -x), (0, 1, -y),
+        # (0, 0, 1). Add that to t's gradient; grad_z also reaches Z_i directly.
+        grad_z = _addcmul(_addcmul(grad_depth, x, grad_rx, -1.0), y, grad_ry, -1.0)
+        if grad_z is not None:
+            sums = [_sum_over_points(g, pivot) for g in (grad_rx, grad_ry, grad_z)]
+            grad_t = grad_t + torch.cat(sums, -1)
+        gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
 
         # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-        k = ((mean_xn * g[..., :2]).sum(-1) / mu + g[..., 2]) / m.pivot
-        l_xy = (g[..., :2] + mean_xn * k.unsqueeze(-1)) / mu
-        l_z = k[..., None, None]
+        lz = ((mean_x * gx + mean_y * gy) / mu + gz) / pivot
+        lx = (gx + mean_x * lz) / mu
+        ly = (gy + mean_y * lz) / mu
 
-        depth = points3d[..., 2:] + translation[..., None, 2:]  # (..., N, 1)
-        residual = xn * depth - (points3d[..., :2] + translation[..., None, :2])
-        q = xn * l_z - l_xy.unsqueeze(-2)  # A_i l, (..., N, 2)
-
-        grad_xn = grad_points3d = grad_weights = grad_prior = None
-        if ctx.needs_input_grad[0]:
-            grad_xn = -m.omega * (l_z * residual + q * depth)
-        if ctx.needs_input_grad[1]:
-            grad_z = -(m.omega * q * xn).sum(-1, keepdim=True)
-            grad_points3d = torch.cat((m.omega * q, grad_z), dim=-1)
-        if ctx.needs_input_grad[2]:
-            per_point = (q * residual).sum(-1)
-            if damping > 0:
-                l = torch.cat((l_xy, k.unsqueeze(-1)), dim=-1)
-                per_point = per_point + damping * (l * (translation - prior)).sum(-1, keepdim=True)
-            total = (weights * weights).sum(-1, keepdim=True)
-            grad_weights = -2.0 * weights / torch.where(total > 0, total, 1.0) * per_point
-        if ctx.needs_input_grad[3]:
+        # dL/d(input) = -l . dF/d(input) with q = A l per point, plus the explicit
+        # partial derivatives of the residual planes.
+        needs_prior, _, needs_x, needs_y, needs_X, needs_Y, needs_Z, needs_omega, *_ = (
+            ctx.needs_input_grad
+        )
+        qx = torch.addcmul(-lx, x, lz)
+        qy = torch.addcmul(-ly, y, lz)
+        grad_x = grad_y = grad_X = grad_Y = grad_Z = grad_omega = grad_prior = None
+        if needs_X or needs_x or needs_Z:
+            grad_X = _addcmul(grad_rx, omega, qx)
+        if needs_Y or needs_y or needs_Z:
+            grad_Y = _addcmul(grad_ry, omega, qy)
+        if needs_x or needs_y:
+            weighted_lz = omega * lz
+            if needs_x:
+                grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
+            if needs_y:
+                grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
+        if needs_Z:
+            grad_Z = _addcmul(_addcmul(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
+        if needs_omega:
+            grad_omega = torch.addcmul(qx * rx, qy, ry)
+        if needs_prior:
             # The prior is returned as-is where the system is invalid.
-            l = torch.cat((l_xy, k.unsqueeze(-1)), dim=-1)
-            grad_prior = torch.where(valid.unsqueeze(-1), damping * l, grad_translation)
-        return grad_xn, grad_points3d, grad_weights, grad_prior, None
+            grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
+        grad_X = grad_X if needs_X else None
+        grad_Y = grad_Y if needs_Y else None
+        grads = (grad_prior, None, grad_x, grad_y, grad_X, grad_Y, grad_Z, grad_omega)
+        return *grads, *[None] * (len(_Moments._fields) - 1)
+
+
+def _addcmul(base: Tensor | None, a: Tensor, b: Tensor | None, value: float = 1.0):
+    """``base + value * a * b``, where a missing (None) ``base`` or ``b`` counts as zero."""
+    if b is None:
+        return base
+    if base is None:
+        return a * b if value == 1.0 else value * a * b
+    return torch.addcmul(base, a, b, value=value)
+
+
+def _sum_over_points(g: Tensor | None, like: Tensor) -> Tensor:
+    """`(..., 1)` sum of a `(..., N)` gradient; zeros shaped like ``like`` if it is None."""
+    return torch.zeros_like(like) if g is None else g.sum(-1, keepdim=True)
 
 
 def _statistics(
-    m: _Moments,
-    xn: Tensor,
-    points3d: Tensor,
-    intrinsics: Tensor,
-    translation: Tensor,
-    damping: float,
+    m: _Moments, k: _Intrinsics, depth: Tensor, rx: Tensor, ry: Tensor, damping: float
 ) -> tuple[Tensor, Tensor]:
     """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
-    depth = points3d[..., 2:] + translation[..., None, 2:]
-    residual = xn * depth - (points3d[..., :2] + translation[..., None, :2])
+    dof = (2.0 * m.count - 3.0).clamp(min=1.0)
+    sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / S
+    sigma2 = torch.where(m.valid, sigma2, 0.0)  # the covariance is zero where invalid
 
-    dof = (2.0 * m.count.to(xn.dtype) - 3.0).clamp(min=1.0)
-    sigma2 = (m.omega * residual * residual).sum((-2, -1)) / dof  # σ̂² / Σw²
-    mu = 1.0 + damping
-    u = torch.nn.functional.pad(m.mean_xn / mu, (0, 1), value=1.0)  # (..., 1, 3)
-    inverse = u.mT * (u / m.pivot[..., None, None])
-    inverse = inverse + torch.diag(xn.new_tensor([1.0 / mu, 1.0 / mu, 0.0]))
-    covariance = torch.where(m.valid[..., None, None], sigma2[..., None, None] * inverse, 0.0)
+    # covariance = σ̂² M^-1 = (σ̂² / S) (diag(1, 1, 0) / mu + u u^T / D) with
+    # u = (x̄/mu, ȳ/mu, 1), assembled from its six distinct entries.
+    if damping > 0:
+        mu = 1.0 + damping
+        ux, uy, diagonal = m.mean_x / mu, m.mean_y / mu, sigma2 / mu
+    else:
+        ux, uy, diagonal = m.mean_x, m.mean_y, sigma2
+    zz = sigma2 / m.pivot
+    xz = zz * ux
+    yz = zz * uy
+    xx = torch.addcmul(diagonal, xz, ux)
+    xy = xz * uy
+    yy = torch.addcmul(diagonal, yz, uy)
+    covariance = torch.cat((xx, xy, xz, xy, yy, yz, xz, yz, zz), -1).unflatten(-1, (3, 3))
 
-    # Reprojection error in pixels: K's upper 2x2 applied to the normalised error.
-    error = residual / depth.clamp(min=MIN_RESIDUAL_DEPTH)
-    error_px = error @ intrinsics[..., :2, :2].mT
-    residuals = torch.sqrt((error_px * error_px).sum(-1) + torch.finfo(xn.dtype).tiny)
+    # Reprojection error in pixels: K's upper 2x2 applied to the residual, over the depth.
+    ex = torch.addcmul(k.fx * rx, k.skew, ry)
+    ey = torch.addcmul(k.fy * ry, k.k10, rx)
+    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(rx.dtype).tiny
+    residuals = torch.sqrt(error2) / depth.clamp(min=MIN_RESIDUAL_DEPTH)
     return covariance, residuals
 
 
@@ -336,16 +479,18 @@ def solve_translation(
     else:
         prior = _expand(prior.to(dtype), (*batch, 3))
 
-    xn = _normalize(points2d, intrinsics)
+    k = _intrinsics(intrinsics)
+    planes = _planes(points2d, points3d, k)
     damping = float(damping)
+    moments = _moments(planes.x, planes.y, weights, damping)
     inputs = (points2d, points3d, intrinsics, weights, prior)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        translation, valid = _WeightedDLT.apply(xn, points3d, weights, prior, damping)
-        moments = _moments(xn, weights, damping)
+        solution = _WeightedDLT.apply(prior, damping, *planes, *moments)
     else:
-        moments = _moments(xn, weights, damping)
-        translation, valid = _solve(moments, xn, points3d, prior, damping), moments.valid
-    covariance, residuals = _statistics(moments, xn, points3d, intrinsics, translation, damping)
+        solution = _solve_with_residuals(moments, planes, prior, damping)
+    translation, *residual_planes = solution
+    covariance, residuals = _statistics(moments, k, *residual_planes, damping)
+    valid = moments.valid.squeeze(-1)
     if out_dtype != dtype:
         translation, covariance, residuals = (
             translation.to(out_dtype),
@@ -370,9 +515,9 @@ def _solve_translation_naive(
         weights = points3d.new_ones((*batch, num_points))
     if prior is None:
         prior = points3d.new_zeros((*batch, 3))
-    xn = _normalize(points2d, intrinsics).expand(*batch, num_points, 2)
+    points3d = points3d.expand(*batch, num_points, 3)
+    planes = _planes(points2d, points3d, _intrinsics(intrinsics))
+    planes = _Planes(*(t.expand(*batch, num_points) for t in planes))
     weights = weights.expand(*batch, num_points)
-    moments = _moments(xn, weights, float(damping))
-    return _solve(
-        moments, xn, points3d.expand(*batch, num_points, 3), prior.expand(*batch, 3), float(damping)
-    )
+    moments = _moments(planes.x, planes.y, weights, float(damping))
+    return _solve(moments, planes, prior.expand(*batch, 3), float(damping))[0]

@@ -239,6 +239,8 @@ def train(
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in running.items() if k != "normal"})
             if step % config.train.checkpoint_every == 0 or step == total_steps:
+                if log is not None:
+                    log.flush()  # a hard kill must not lose log lines the checkpoint covers
                 _save(model, optimizer, config, step, checkpoint_path, rank)
             if evaluate is not None and (
                 step % config.train.eval_every == 0 or step == total_steps

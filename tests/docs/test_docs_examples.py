@@ -91,10 +91,12 @@ def test_the_guide_has_runnable_examples():
         "getting-started.md",
         "conventions.md",
         "concepts.md",
+        "tutorial.md",
         "how-to/train-camera-space.md",
         "how-to/kornia-interop.md",
         "how-to/evaluate-freihand.md",
         "how-to/mediapipe.md",
+        "how-to/multiview-and-refinement.md",
     } <= names
 
 

@@ -65,6 +65,23 @@ class TestTrain:
         ]
         assert steps == list(range(1, 13))  # step 3, lost with the kill, was redone once
 
+    def test_the_log_is_on_disk_before_each_checkpoint(self, tmp_path, monkeypatch):
+        # A hard kill (SIGKILL) loses what the log buffers; what a checkpoint covers must
+        # already be written, or resuming leaves a gap in metrics.jsonl.
+        import handdgp.train as training
+
+        logged_at_save = []
+        save = training._save
+
+        def spy(model, optimizer, config, step, path, rank):
+            lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+            logged_at_save.append((step, len(lines)))
+            save(model, optimizer, config, step, path, rank)
+
+        monkeypatch.setattr(training, "_save", spy)
+        train(toy_config(max_steps=4), tmp_path / "run", components(), progress=False)
+        assert logged_at_save == [(2, 2), (4, 4)]
+
     def test_loss_falls_and_artifacts_are_written(self, tmp_path):
         config = toy_config(max_steps=30)
         config.train.epochs = 10
