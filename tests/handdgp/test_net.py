@@ -1,7 +1,5 @@
 """The reference network: shapes, positioning modes, gradients, spiral layers."""
 
-import itertools
-
 import pytest
 import torch
 
@@ -11,27 +9,11 @@ from handdgp.net.heads import KeypointHead
 from handdgp.net.sampling import sample_at_points
 from handdgp.net.spiral import DepthwiseSpiralConv, MeshUpsample, SpiralConv
 
-
-def toy_hierarchy(sizes=(96, 48, 24), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    spirals = []
-    for v in sizes:
-        s = torch.randint(0, v, (v, 9), generator=gen)
-        s[:, 0] = torch.arange(v)
-        spirals.append(s)
-    upsampling = []
-    for fine, coarse in itertools.pairwise(sizes):
-        up = torch.zeros(fine, coarse)
-        idx = torch.randint(0, coarse, (fine, 3), generator=gen)
-        w = torch.rand(fine, 3, generator=gen)
-        up.scatter_(1, idx, w / w.sum(1, keepdim=True))
-        upsampling.append(up)
-    regressor = torch.rand(21, sizes[0], generator=gen)
-    return regressor / regressor.sum(1, keepdim=True), spirals, upsampling
+from .toy import toy_hierarchy
 
 
 def toy_net(**overrides):
-    regressor, spirals, upsampling = toy_hierarchy()
+    regressor, spirals, upsampling, _ = toy_hierarchy()
     config = NetConfig(image_size=64, width=0.125, decoder_channels=(32, 16), **overrides)
     return HandDGPNet(config, regressor, spirals, upsampling)
 
@@ -130,7 +112,7 @@ class TestSpiralLayers:
         assert torch.allclose(conv(x), conv.pointwise(filtered), atol=1e-6)
 
     def test_upsample_equals_dense_matrix_product(self):
-        _, _, upsampling = toy_hierarchy()
+        _, _, upsampling, _ = toy_hierarchy()
         up = MeshUpsample(upsampling[0])
         x = torch.randn(2, 48, 5)
         assert torch.allclose(up(x), upsampling[0] @ x, atol=1e-5)
