@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from kornia.geometry import solve_pnp_dlt
 
-from dgpgeom import solve_translation
+from dgpgeom import refine_translation, solve_translation, solve_translation_multiview
 
 __all__ = [
     "PEERS",
@@ -207,6 +207,26 @@ def dgpgeom_translation(points2d, points3d, intrinsics, weights):
     return solve_translation(points2d, points3d, intrinsics, weights).translation
 
 
+def dgpgeom_refine_translation(points2d, points3d, intrinsics, weights):
+    """dgpgeom's DLT followed by 5 robust (Huber, 2 px) Gauss-Newton steps on the pixel error."""
+    return refine_translation(points2d, points3d, intrinsics, weights, robust="huber").translation
+
+
+def dgpgeom_multiview_translation(points2d, points3d, intrinsics, weights):
+    """dgpgeom's multi-view solver with one camera at the origin (the cost of one view)."""
+    eye = torch.eye(3, dtype=points2d.dtype, device=points2d.device)
+    rotations = eye.expand(*points2d.shape[:-2], 1, 3, 3)
+    offsets = points2d.new_zeros((*points2d.shape[:-2], 1, 3))
+    return solve_translation_multiview(
+        points2d.unsqueeze(-3),
+        points3d,
+        intrinsics.unsqueeze(-3),
+        rotations,
+        offsets,
+        weights.unsqueeze(-2),
+    ).translation
+
+
 def memcpy_floor(points2d, points3d, intrinsics, weights):
     """The floor: copy every input once (what any solver must at least read)."""
     return (points2d.clone(), points3d.clone(), intrinsics.clone(), weights.clone())
@@ -290,6 +310,22 @@ PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
         Peer("dgpgeom", "dgpgeom (eager)", "batched", True, dgpgeom_translation),
+        Peer(
+            "dgpgeom_refine",
+            "dgpgeom refine (Huber, 5 steps)",
+            "batched",
+            True,
+            dgpgeom_refine_translation,
+            "the DLT, then 5 IRLS Gauss-Newton steps on the true pixel error (Huber, 2 px)",
+        ),
+        Peer(
+            "dgpgeom_multiview",
+            "dgpgeom multiview (1 camera)",
+            "batched",
+            True,
+            dgpgeom_multiview_translation,
+            "the multi-view solver with one identity camera: the cost per view",
+        ),
         Peer(
             "lstsq",
             "lstsq (paper's A, B)",

@@ -49,3 +49,17 @@ class TestGradientsAgree:
         for name in ("lstsq", "solve"):
             for ours, theirs in zip(grads["dgpgeom"], grads[name], strict=True):
                 torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-9)
+
+
+class TestDgpgeomVariants:
+    """The refine and multi-view peers solve the same problem as the others."""
+
+    def test_multiview_with_one_camera_equals_the_single_view_solve(self):
+        args = _args(peers.make_problems(5, seed=7))
+        single = peers.PEERS["dgpgeom"].fn(*args)
+        torch.testing.assert_close(peers.PEERS["dgpgeom_multiview"].fn(*args), single, rtol=1e-10, atol=1e-12)
+
+    def test_refine_recovers_noise_free_translations(self):
+        problems = peers.make_problems(5, seed=8, noise_px=0.0)
+        estimate = peers.PEERS["dgpgeom_refine"].fn(*_args(problems))
+        torch.testing.assert_close(estimate, problems.translation, rtol=0, atol=1e-9)
