@@ -714,13 +714,14 @@ def main(argv: list[str] | None = None) -> dict:
         pass
     cache = None
     if "dgpgeom_compiled" in args.peers:
+        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            # Cold compile times every run: a private inductor cache, removed at the end.
+            # Set before importing torch._inductor, whose import fixes the default one.
+            cache = tempfile.TemporaryDirectory(prefix="dgpgeom-bench-inductor-")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
         from torch._inductor import config as inductor_config
 
         inductor_config.compile_threads = 1  # no compile workers on a shared machine
-        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-            # cold compile times every run: a private inductor cache, removed at the end
-            cache = tempfile.TemporaryDirectory(prefix="dgpgeom-bench-inductor-")
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     try:
         return _main(args)
     finally:
