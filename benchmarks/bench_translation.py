@@ -45,12 +45,15 @@ MODES = ("forward", "forward+backward")
 # dtype, (forward, forward+backward): the peak resident memory measured at B=65536,
 # rounded up with a margin. They decide which sizes are skipped as too large; torch's
 # lstsq backward and kornia's SVD need well over 100 (about 22 GB at B=1M, float32).
+# A peer missing here is never skipped for memory.
 TEMP_COLUMNS = {
     "dgpgeom": (8, 16),
     "dgpgeom_compiled": (8, 16),
     "lstsq": (12, 160),
     "solve": (8, 32),
     "kornia": (110, 160),
+    "dgpgeom_refine": (32, 140),  # autograd through 5 Gauss-Newton steps: 37 GB at B=1M, float64
+    "dgpgeom_multiview": (12, 32),
 }
 
 
@@ -711,13 +714,14 @@ def main(argv: list[str] | None = None) -> dict:
         pass
     cache = None
     if "dgpgeom_compiled" in args.peers:
+        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+            # Cold compile times every run: a private inductor cache, removed at the end.
+            # Set before importing torch._inductor, whose import fixes the default one.
+            cache = tempfile.TemporaryDirectory(prefix="dgpgeom-bench-inductor-")
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
         from torch._inductor import config as inductor_config
 
         inductor_config.compile_threads = 1  # no compile workers on a shared machine
-        if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-            # cold compile times every run: a private inductor cache, removed at the end
-            cache = tempfile.TemporaryDirectory(prefix="dgpgeom-bench-inductor-")
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache.name
     try:
         return _main(args)
     finally:
