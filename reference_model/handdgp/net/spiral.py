@@ -69,7 +69,9 @@ class DepthwiseSpiralConv(nn.Module):
         spirals, depthwise = self.spirals, self.depthwise
         filtered = features.index_select(1, spirals[:, 0]) * depthwise[:, 0]
         for position in range(1, spirals.shape[1]):
-            filtered = filtered + features.index_select(1, spirals[:, position]) * depthwise[:, position]
+            filtered = (
+                filtered + features.index_select(1, spirals[:, position]) * depthwise[:, position]
+            )
         return self.pointwise(filtered)
 
 
