@@ -6,6 +6,8 @@ import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dgpgeom import ShapeError
 from dgpgeom._validate import ShapeChecker, broadcast_batch_shapes, compute_dtype
@@ -85,6 +87,18 @@ class TestBroadcastBatchShapes:
         assert broadcast_batch_shapes(points2d=(8, 1), intrinsics=(5,)) == torch.Size([8, 5])
         assert broadcast_batch_shapes(a=(), b=(3,), c=(2, 1)) == torch.Size([2, 3])
         assert broadcast_batch_shapes(a=()) == torch.Size([])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.lists(st.sampled_from([0, 1, 2, 3]), max_size=4), min_size=1, max_size=4))
+    def test_agrees_with_torch_broadcast_shapes(self, shapes):
+        named = {f"arg{i}": tuple(shape) for i, shape in enumerate(shapes)}
+        try:
+            expected = torch.broadcast_shapes(*named.values())
+        except RuntimeError:
+            with pytest.raises(ShapeError, match="do not broadcast"):
+                broadcast_batch_shapes(**named)
+        else:
+            assert broadcast_batch_shapes(**named) == expected
 
     def test_error_names_every_argument_and_shape(self):
         expected = "batch dimensions do not broadcast: points2d (4,), points3d (3,), intrinsics ()"
