@@ -373,7 +373,8 @@ def evaluate_checkpoints(
     Each checkpoint's model is rebuilt with :func:`handdgp.loading.load_model`, and
     its held-out crops are made by ``dataset_factory(data_dir, config)`` with the
     checkpoint's own configuration (rectified or not). Rows are named after the
-    experiments (``config.name``; a repeated name gets its step).
+    experiments (``config.name``, plus ``" + refine"`` etc. when ``positioning``
+    overrides the model's own; a repeated name gets its step).
 
     Writes into ``out_dir``: ``results.md`` (the table of :func:`format_table`),
     ``results.json`` (every metric and the camera-space PCK curve per checkpoint)
@@ -415,7 +416,10 @@ def evaluate_checkpoints(
             num_workers=num_workers,
             progress=progress,
         )
-        name = _unique(loaded.config.name, loaded.step, taken)
+        name = loaded.config.name
+        if positioning is not None and positioning != loaded.config.net.positioning:
+            name = f"{name} + {positioning}"  # e.g. B2's weights with refinement: B4
+        name = _unique(name, loaded.step, taken)
         rows.append((name, evaluation.metrics))
         results.append((name, evaluation.freihand))
         records.append(

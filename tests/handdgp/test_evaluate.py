@@ -163,6 +163,26 @@ class TestEvaluateCheckpoints:
         png = report.paths["pck"]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
+    def test_positioning_override_names_the_row(self, tmp_path):
+        # B4 is B2's weights with refinement at test time: the row says so.
+        paths = [
+            save_checkpoint(tmp_path / "b2.pt", "B2", learned_weights=False),
+            save_checkpoint(tmp_path / "full.pt", "full"),
+        ]
+        report = evaluate_checkpoints(
+            paths,
+            tmp_path / "data",
+            out_dir=tmp_path / "out",
+            positioning="refine",
+            batch_size=5,
+            model_factory=toy_model_factory,
+            dataset_factory=toy_data,
+        )
+        assert [name for name, _ in report.rows] == ["B2 + refine", "full + refine"]
+        assert "Positioning: `refine` for every model" in report.markdown
+        records = json.loads(report.paths["json"].read_text())["results"]
+        assert [r["experiment"] for r in records] == ["B2", "full"]
+
     def test_empty_list_is_refused(self, tmp_path):
         with pytest.raises(ValueError, match="at least one"):
             evaluate_checkpoints([], tmp_path, dataset_factory=toy_data)
