@@ -134,7 +134,9 @@ def broadcast_batch_shapes(**batch_shapes: tuple[int, ...]) -> torch.Size:
         torch.Size([0])
     """
     # A plain loop: torch.broadcast_shapes costs ~80 µs per call, most of a B=1 solve.
-    ndim = max((len(shape) for shape in batch_shapes.values()), default=0)
+    ndim = 0
+    for shape in batch_shapes.values():  # (no generator: torch.compile must trace this)
+        ndim = max(ndim, len(shape))
     out = [1] * ndim
     for shape in batch_shapes.values():
         for axis, size in enumerate(shape, ndim - len(shape)):
