@@ -51,11 +51,12 @@ class LossConfig:
     """Loss weights. Relative terms always apply; camera-space terms only when > 0.
 
     Units: vertices in 0.2 m units (MobRecon), 2D in crop-size units, translation
-    in metres, the normal loss is dimensionless.
+    in metres, the normal loss is dimensionless, the heat-map loss in nats.
     """
 
     vertex: float = 1.0
     keypoint2d: float = 1.0
+    heatmap: float = 0.5
     edge: float = 1.0
     normal: float = 0.1
     translation: float = 1.0

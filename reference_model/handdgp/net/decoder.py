@@ -17,7 +17,12 @@ __all__ = ["MeshDecoder"]
 class MeshDecoder(nn.Module):
     """Root-relative mesh vertices from a latent map and 2D keypoints.
 
-    1. Sample the latent at the predicted 2D keypoints (MobRecon's PVL).
+    1. Sample the latent at the predicted 2D keypoints (MobRecon's PVL) and append
+       each keypoint's 2D offset from the root keypoint, in units of a quarter of
+       the crop (detached). Not in MobRecon: the offsets hand the decoder the
+       image-plane layout of the hand directly, which it otherwise has to recover
+       from the coarse latent; with little training (CPU budgets) this is what
+       lets the mesh leave the mean shape.
     2. Lift the ``N`` keypoint features to the coarsest mesh with a learnable
        `(V_coarsest, N)` matrix (initialised to 0.01, as MobRecon).
     3. For each finer level: up-sample, depthwise spiral convolution, ReLU.
@@ -56,7 +61,7 @@ class MeshDecoder(nn.Module):
         self.lift = nn.Parameter(torch.full((coarsest, num_keypoints), 0.01))
         self.upsample = nn.ModuleList()
         self.convs = nn.ModuleList()
-        width = in_channels
+        width = in_channels + 2  # the sampled latent and the 2D layout
         for level, out_channels in zip(range(len(upsampling) - 1, -1, -1), channels, strict=True):
             self.upsample.append(MeshUpsample(upsampling[level]))
             self.convs.append(DepthwiseSpiralConv(width, out_channels, spirals[level]))
@@ -66,7 +71,8 @@ class MeshDecoder(nn.Module):
     def forward(self, latent: Tensor, keypoints2d: Tensor) -> Tensor:
         """Latent `(B, C, h, w)`, keypoints `(B, N, 2)` crop px -> vertices `(B, V, 3)` m."""
         x = sample_at_points(latent, keypoints2d, self.image_size)  # (B, N, C)
-        x = self.lift @ x  # (B, V_coarsest, C)
+        layout = (keypoints2d - keypoints2d[:, :1]).detach() / (0.25 * self.image_size)
+        x = self.lift @ torch.cat((x, layout), dim=-1)  # (B, V_coarsest, C + 2)
         for upsample, conv in zip(self.upsample, self.convs, strict=True):
             x = torch.relu(conv(upsample(x)))
         return self.head(x) * self.vertex_scale

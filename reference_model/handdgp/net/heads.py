@@ -57,15 +57,20 @@ class KeypointHead(nn.Module):
         centres = (torch.arange(feature_size, dtype=torch.float32) + 0.5) * stride - 0.5
         self.register_buffer("centres", centres, persistent=False)
 
-    def forward(self, features: Tensor) -> Tensor:
-        """`(B, C, h, w)` -> `(B, N, 2)` crop pixels."""
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
+        """`(B, C, h, w)` -> keypoints `(B, N, 2)` crop pixels, and the heat maps.
+
+        The heat maps are `(B, N, h, w)` log-probabilities over the cells (their
+        soft-argmax is the keypoint), or None in ``"regression"`` mode.
+        """
         maps = self.maps(features)  # (B, N, h, w)
         if self.mode == "regression":
-            return self.mlp(maps.flatten(2)) * (self.image_size - 1)
-        prob = maps.flatten(2).softmax(-1).unflatten(-1, maps.shape[-2:])
+            return self.mlp(maps.flatten(2)) * (self.image_size - 1), None
+        log_prob = maps.flatten(2).log_softmax(-1).unflatten(-1, maps.shape[-2:])
+        prob = log_prob.exp()
         x = (prob.sum(-2) * self.centres).sum(-1)
         y = (prob.sum(-1) * self.centres).sum(-1)
-        return torch.stack((x, y), dim=-1)
+        return torch.stack((x, y), dim=-1), log_prob
 
 
 class WeightHead(nn.Module):

@@ -60,6 +60,8 @@ class HandPrediction(NamedTuple):
         vertices_cam: `(B, V, 3)` metres, camera frame of the crop.
         keypoints_cam: `(B, 21, 3)` metres, camera frame of the crop.
         valid: `(B,)` bool, False where positioning was degenerate.
+        heatmaps: `(B, 21, h, w)` log-probabilities of the 2D head's heat maps (on
+            the cells of its stride-8 feature map), or None (regression head).
     """
 
     keypoints2d: Tensor
@@ -70,6 +72,7 @@ class HandPrediction(NamedTuple):
     vertices_cam: Tensor
     keypoints_cam: Tensor
     valid: Tensor
+    heatmaps: Tensor | None = None
 
 
 class HandDGPNet(nn.Module):
@@ -136,7 +139,7 @@ class HandDGPNet(nn.Module):
             A :class:`HandPrediction`.
         """
         features = self.encoder((images - self.pixel_mean) / self.pixel_std)
-        keypoints2d = self.keypoint_head(features.fine)
+        keypoints2d, heatmaps = self.keypoint_head(features.fine)
         vertices = self.mesh_decoder(features.coarse, keypoints2d)
         keypoints3d = dgpgeom.regress_keypoints(vertices, self.joint_regressor)
         # Root-relative: the root keypoint (the wrist) at the origin.
@@ -172,4 +175,5 @@ class HandDGPNet(nn.Module):
             vertices + offset,
             keypoints3d + offset,
             valid,
+            heatmaps,
         )
