@@ -331,7 +331,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         >>> [p.name for p in args.checkpoints], args.positioning, args.batch_size
         (['a.pt', 'b.pt'], 'refine', 32)
     """
-    parser.add_argument("checkpoints", type=Path, nargs="+", help="model.pt / checkpoint.pt files")
+    parser.add_argument(
+        "checkpoints",
+        type=Path,
+        nargs="+",
+        help="model.pt / checkpoint.pt files, or names of shipped checkpoints (full)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="held-out data set directory")
     parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
     parser.add_argument(
@@ -359,7 +364,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         ((500.0, 500.0, 320.0, 240.0), None, 'perspective')
     """
     parser.add_argument("image", type=Path, help="RGB image (any format OpenCV reads)")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or checkpoint.pt")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="model.pt or checkpoint.pt, or the name of a shipped checkpoint (full)",
+    )
     parser.add_argument(
         "--intrinsics",
         type=lambda s: _numbers(s, 4, "--intrinsics"),

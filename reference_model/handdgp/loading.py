@@ -9,6 +9,7 @@ knows which template and which data reader a checkpoint goes with.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +27,8 @@ __all__ = [
     "default_dataset_factory",
     "default_model_factory",
     "load_model",
+    "resolve_checkpoint",
+    "shipped_checkpoints",
 ]
 
 #: Builds an untrained model for an experiment and returns it with the mesh faces
@@ -113,6 +116,40 @@ def default_dataset_factory(path: Path, config: ExperimentConfig) -> Dataset:
     )
 
 
+def shipped_checkpoints() -> list[str]:
+    """Names of the checkpoints installed with the package (``handdgp/checkpoints/*.pt``).
+
+    Example:
+        >>> "full" in shipped_checkpoints()
+        True
+    """
+    folder = resources.files("handdgp") / "checkpoints"
+    return sorted(p.name[: -len(".pt")] for p in folder.iterdir() if p.name.endswith(".pt"))
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """A checkpoint file, or the name of a shipped one (see :func:`shipped_checkpoints`).
+
+    An existing path wins over a shipped name.
+
+    Raises:
+        FileNotFoundError: if it is neither.
+
+    Example:
+        >>> resolve_checkpoint("full").name
+        'full.pt'
+    """
+    path = Path(checkpoint)
+    if path.exists():
+        return path
+    if path.suffix == "" and path.name in shipped_checkpoints():
+        return Path(str(resources.files("handdgp") / "checkpoints" / f"{path.name}.pt"))
+    raise FileNotFoundError(
+        f"checkpoint: no file {str(checkpoint)!r} and no shipped checkpoint of that name "
+        f"(shipped: {', '.join(shipped_checkpoints()) or 'none'})"
+    )
+
+
 def load_model(
     path: str | Path,
     *,
@@ -126,7 +163,8 @@ def load_model(
     loaded strictly.
 
     Args:
-        path: a ``checkpoint.pt`` or ``model.pt`` written by :func:`handdgp.train.train`.
+        path: a ``checkpoint.pt`` or ``model.pt`` written by :func:`handdgp.train.train`,
+            or the name of a shipped checkpoint (``"full"``, see :func:`resolve_checkpoint`).
         model_factory: see :data:`ModelFactory`; default :func:`default_model_factory`.
         device: where the model goes.
 
@@ -145,7 +183,7 @@ def load_model(
         >>> loaded.config.name, loaded.step, loaded.model.training
         ('tiny', 7, False)
     """
-    state = load_checkpoint(path, map_location="cpu")
+    state = load_checkpoint(resolve_checkpoint(path), map_location="cpu")
     config = ExperimentConfig.from_dict(state["config"])
     model, faces = (model_factory or default_model_factory)(config)
     model.load_state_dict(state["model"])
