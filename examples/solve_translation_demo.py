@@ -1,4 +1,4 @@
-"""Demo: place a synthetic hand-sized keypoint set in camera space with dgpgeom.
+"""Solver demo: place a synthetic hand-sized keypoint set in camera space with dgpgeom.
 
 Builds 21 root-relative keypoints (a 10 cm hand), puts them at a random camera-space
 position, projects them with random intrinsics, adds 1 px noise, and recovers the
@@ -17,7 +17,9 @@ def main(seed: int = 0) -> None:
     points3d = (torch.rand(batch, num_points, 3, generator=gen, dtype=torch.float64) - 0.5) * 0.1
     points3d[:, 0] = 0.0  # keypoint 0 is the root (the wrist)
     depth = 0.3 + 1.7 * torch.rand(batch, generator=gen, dtype=torch.float64)
-    lateral = (torch.rand(batch, 2, generator=gen, dtype=torch.float64) - 0.5) * 0.4 * depth[:, None]
+    lateral = (
+        (torch.rand(batch, 2, generator=gen, dtype=torch.float64) - 0.5) * 0.4 * depth[:, None]
+    )
     translation = torch.cat((lateral, depth[:, None]), dim=-1)
 
     focal = 300.0 + 1700.0 * torch.rand(batch, generator=gen, dtype=torch.float64)
@@ -40,8 +42,10 @@ def main(seed: int = 0) -> None:
         true = " ".join(f"{v:+.4f}" for v in translation[i].tolist())
         est = " ".join(f"{v:+.4f}" for v in solution.translation[i].tolist())
         print(f"{true}   {est}   {error_mm[i]:9.2f}  {sigma_mm[i]:9.2f}")
-    print(f"\nall valid: {bool(solution.valid.all())}; "
-          f"mean reprojection error {solution.residuals.mean():.2f} px")
+    print(
+        f"\nall valid: {bool(solution.valid.all())}; "
+        f"mean reprojection error {solution.residuals.mean():.2f} px"
+    )
 
 
 if __name__ == "__main__":
