@@ -21,8 +21,8 @@ class MeshDecoder(nn.Module):
        each keypoint's 2D offset from the root keypoint, in units of a quarter of
        the crop (detached). Not in MobRecon: the offsets hand the decoder the
        image-plane layout of the hand directly, which it otherwise has to recover
-       from the coarse latent; with little training (CPU budgets) this is what
-       lets the mesh leave the mean shape.
+       from the coarse latent (added to help short CPU runs learn shape; not
+       ablated).
     2. Lift the ``N`` keypoint features to the coarsest mesh with a learnable
        `(V_coarsest, N)` matrix (initialised to 0.01, as MobRecon).
     3. For each finer level: up-sample, depthwise spiral convolution, ReLU.
