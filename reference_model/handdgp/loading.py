@@ -90,7 +90,7 @@ def default_model_factory(config: ExperimentConfig) -> tuple[nn.Module, Tensor]:
         )
     spirals = list(hierarchy.spirals[:levels])
     upsampling = [hierarchy.up_matrix(level) for level in range(levels - 1)]
-    model = HandDGPNet(config.net, template.joint_regressor, spirals, upsampling)
+    model = HandDGPNet(config.net, template.joint_regressor, spirals, upsampling, template)
     return model, template.faces
 
 
@@ -108,7 +108,7 @@ def default_dataset_factory(path: Path, config: ExperimentConfig) -> Dataset:
         samples,
         image_size=config.net.image_size,
         rectify=config.data.rectify,
-        canonical_focal=config.data.canonical_focal,
+        canonical_focal=None if config.data.focal_from_box else config.data.canonical_focal,
         box_scale=config.data.box_scale,
         mode=config.data.mode,
         augment=config.data.augment,

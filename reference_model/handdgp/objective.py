@@ -62,13 +62,16 @@ def training_losses(
     faces: Tensor,
     weights: LossConfig,
     image_size: int,
+    *,
+    camera_space_scale: float = 1.0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of the loss terms and each (unweighted) term, detached.
 
-    Relative terms: vertex L1 and edge length (in 0.2 m units), normal, 2D keypoint
+    Relative terms: vertex and keypoint L1 and edge length (in 0.2 m units), normal, 2D keypoint
     L1 (in crop-size units), and the heat-map divergence of :func:`heatmap_loss`
     (nats; heat-map head only). Camera-space terms, where their weight is positive and
-    the positioning is valid: translation RMSE (metres), keypoint consistency
+    the positioning is valid, each scaled by ``camera_space_scale`` (the training
+    loop ramps it in, see :meth:`LossConfig.camera_space_scale`): translation RMSE (metres), keypoint consistency
     between the 2D head and the projected camera-space keypoints, and the 2D
     projection of the camera-space vertices (both in crop-size units).
     """
@@ -76,6 +79,8 @@ def training_losses(
     vertices_rel = batch["vertices"] - root
     terms: dict[str, Tensor] = {
         "vertex": (prediction.vertices - vertices_rel).abs().mean() / VERTEX_SCALE,
+        "keypoint3d": (prediction.keypoints3d - (batch["keypoints3d"] - root)).abs().mean()
+        / VERTEX_SCALE,
         "keypoint2d": (prediction.keypoints2d - batch["keypoints2d"]).abs().mean() / image_size,
         "edge": losses.edge_length_loss(prediction.vertices, vertices_rel, faces) / VERTEX_SCALE,
         "normal": losses.normal_loss(prediction.vertices, vertices_rel, faces),
@@ -103,5 +108,9 @@ def training_losses(
             losses.vertex_projection_loss(prediction.vertices_cam, target, intrinsics, mask)
             / image_size
         )
-    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    camera_terms = ("translation", "consistency", "vertex2d")
+    total = sum(
+        getattr(weights, name) * (camera_space_scale if name in camera_terms else 1.0) * value
+        for name, value in terms.items()
+    )
     return total, {name: value.detach() for name, value in terms.items()}

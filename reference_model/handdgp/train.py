@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -109,10 +110,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _learning_rate(config: ExperimentConfig, step: int, steps_per_epoch: int) -> float:
-    epoch = step / steps_per_epoch
-    decays = sum(1 for e in config.train.lr_decay_epochs if epoch >= e)
-    return config.train.lr * config.train.lr_decay**decays
+def _learning_rate(config: ExperimentConfig, step: int, total_steps: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then a cosine to zero at ``total_steps``."""
+    warmup = min(1.0, (step + 1) / max(1, config.train.warmup_steps))
+    return config.train.lr * warmup * 0.5 * (1.0 + math.cos(math.pi * step / max(1, total_steps)))
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -169,6 +170,8 @@ def train(
         start_step = int(state["step"])
         if rank == 0:
             _truncate_metrics(run_dir / METRICS, start_step)
+    elif config.train.init_from:
+        model.load_state_dict(load_checkpoint(config.train.init_from, map_location=device)["model"])
 
     sampler = EpochSampler(
         len(components.train_set),
@@ -216,14 +219,22 @@ def train(
         while step < end_step:
             batch = _to_device(next(batches), device)
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step, sampler.steps_per_epoch)
+                group["lr"] = _learning_rate(config, step, total_steps)
             with autocast:
                 prediction = trained(batch["image"], batch["intrinsics"])
             total, terms = training_losses(
-                prediction, batch, faces, config.loss, config.net.image_size
+                prediction,
+                batch,
+                faces,
+                config.loss,
+                config.net.image_size,
+                camera_space_scale=config.loss.camera_space_scale(step / total_steps),
             )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
+            if config.train.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             step += 1

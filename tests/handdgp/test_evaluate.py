@@ -202,6 +202,7 @@ class TestEvaluateCheckpoints:
     def test_default_dataset_factory_crops_the_synthetic_set_as_configured(self, synthetic_set):
         config = ExperimentConfig()
         config.net.image_size, config.data.canonical_focal = 64, 80.0
+        config.data.focal_from_box = False
         dataset = default_dataset_factory(synthetic_set, config)
         item = dataset[3]
         assert item["image"].shape == (3, 64, 64)
@@ -210,6 +211,20 @@ class TestEvaluateCheckpoints:
         assert torch.allclose(uvw[:, :2] / uvw[:, 2:], item["keypoints2d"], atol=1e-2)
         config.data.rectify = False
         assert not torch.equal(default_dataset_factory(synthetic_set, config)[3]["image"], item["image"])
+
+    def test_focal_from_box_makes_the_hand_fill_the_crop(self, synthetic_set):
+        config = ExperimentConfig()
+        config.net.image_size = 64
+        assert config.data.focal_from_box
+        dataset = default_dataset_factory(synthetic_set, config)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            points = torch.cat([item["keypoints3d"], item["vertices"]]) @ item["intrinsics"].T
+            uv = points[:, :2] / points[:, 2:]
+            side = (uv.amax(0) - uv.amin(0)).amax().item()
+            # The box (1.3 x the tight box) spans the crop, whatever the depth (the
+            # virtual rotation changes the extent a little).
+            assert 0.55 * 64 < side < 64
 
 
 class TestFormatTable:

@@ -14,6 +14,7 @@ from .toy import toy_hierarchy
 
 def toy_net(**overrides):
     regressor, spirals, upsampling, _ = toy_hierarchy()
+    overrides.setdefault("decoder", "spiral")
     config = NetConfig(image_size=64, width=0.125, decoder_channels=(32, 16), **overrides)
     return HandDGPNet(config, regressor, spirals, upsampling)
 

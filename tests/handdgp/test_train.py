@@ -85,6 +85,7 @@ class TestTrain:
     def test_loss_falls_and_artifacts_are_written(self, tmp_path):
         config = toy_config(max_steps=30)
         config.train.epochs = 10
+        config.loss.camera_space_ramp = (0.0, 0.0)  # every term from the start
         summary = train(config, tmp_path, components(), progress=False)
         records = [
             json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()

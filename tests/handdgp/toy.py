@@ -30,13 +30,16 @@ def toy_hierarchy(sizes=(96, 48, 24), seed=0):
 
 def toy_net(**overrides):
     regressor, spirals, upsampling, _ = toy_hierarchy()
+    overrides.setdefault("decoder", "spiral")
     config = NetConfig(image_size=32, width=0.125, decoder_channels=(16, 8), **overrides)
     return HandDGPNet(config, regressor, spirals, upsampling)
 
 
 def toy_model_factory(config):
-    """A :data:`handdgp.loading.ModelFactory` building the toy net for ``config.net``."""
+    """A :data:`handdgp.loading.ModelFactory` building the toy net for ``config.net``
+    (always the spiral decoder: the toy mesh has no skeleton)."""
     regressor, spirals, upsampling, faces = toy_hierarchy()
+    config.net.decoder = "spiral"
     return HandDGPNet(config.net, regressor, spirals, upsampling), faces
 
 

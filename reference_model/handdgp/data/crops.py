@@ -24,9 +24,9 @@ epoch, index)``: :class:`CropDataset` accepts ``(index, epoch)`` pairs as keys.
   into the rectification rotation ``R = R_z R_0``: the image warp, the intrinsics and
   the 3D targets are all derived from the same ``R``, so they agree exactly.
 - The box centre moves by up to ±10 % of the box side.
-- With ``rectify=False`` only, the box side is scaled by ``1 ± 0.15``. With
-  rectification the canonical focal is fixed on purpose (apparent size is the depth
-  cue), so there is no scale augmentation.
+- Where the box sets the scale (``rectify=False``, or ``canonical_focal=None``), the
+  box side is scaled by ``1 ± 0.15``. With a fixed canonical focal the scale is fixed
+  on purpose (apparent size is the depth cue), so there is no scale augmentation.
 - Colour: brightness, contrast and saturation ``1 ± 0.3``, and a hue rotation of up
   to ±0.1 turn, about the grey axis.
 
@@ -274,7 +274,9 @@ class CropDataset(Dataset[dict[str, Any]]):
             ``vertices`` (e.g. :class:`~handdgp.data.SyntheticHandDataset`).
         image_size: crop side ``S``, pixels.
         rectify: rectify to the canonical camera (False: ablation A4).
-        canonical_focal: the canonical focal length at ``image_size``, pixels.
+        canonical_focal: the canonical focal length at ``image_size``, pixels, or
+            None to take the scale from the box (the box fills the crop, and the
+            focal length follows from it; the rotation still rectifies).
         box_scale: crop box side / tight box side. It sets the crop's scale only
             with ``rectify=False``; with rectification the focal length does, and
             the box only places the crop (and scales the centre-shift augmentation).
@@ -298,7 +300,7 @@ class CropDataset(Dataset[dict[str, Any]]):
         *,
         image_size: int = 128,
         rectify: bool = True,
-        canonical_focal: float = 160.0,
+        canonical_focal: float | None = 160.0,
         box_scale: float = 1.3,
         mode: str = "perspective",
         augment: bool = False,
@@ -308,12 +310,14 @@ class CropDataset(Dataset[dict[str, Any]]):
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
         if not isinstance(image_size, int) or image_size < 2:
             raise ValueError(f"image_size: expected an integer >= 2, got {image_size!r}")
-        if not canonical_focal > 0 or not box_scale > 0:
-            raise ValueError("canonical_focal and box_scale: expected positive numbers")
+        if canonical_focal is not None and not canonical_focal > 0:
+            raise ValueError(f"canonical_focal: expected None or a positive number, got {canonical_focal!r}")
+        if not box_scale > 0:
+            raise ValueError(f"box_scale: expected a positive number, got {box_scale!r}")
         self.samples = samples_dataset
         self.image_size = image_size
         self.rectify = rectify
-        self.canonical_focal = float(canonical_focal)
+        self.canonical_focal = None if canonical_focal is None else float(canonical_focal)
         self.box_scale = float(box_scale)
         self.mode = mode
         self.augment = augment
@@ -321,6 +325,11 @@ class CropDataset(Dataset[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def focal(self) -> float | None:
+        """The crop's focal length, pixels, or None where the box sets the scale."""
+        return self.canonical_focal if self.rectify else None
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
         index, epoch = _as_key(key)
@@ -344,7 +353,7 @@ class CropDataset(Dataset[dict[str, Any]]):
                 rotation = rng.uniform(-math.pi / 2, math.pi / 2)
             side = box[2] - box[0]
             shift = rng.uniform(-0.1, 0.1, 2) * side
-            if not self.rectify:
+            if self.focal is None:
                 side *= rng.uniform(0.85, 1.15)
             centre = (box[:2] + box[2:]) / 2 + shift
             box = np.concatenate([centre - side / 2, centre + side / 2])
@@ -352,7 +361,7 @@ class CropDataset(Dataset[dict[str, Any]]):
             K,
             box,
             image_size=self.image_size,
-            focal=self.canonical_focal if self.rectify else None,
+            focal=self.focal,
             mode=self.mode,
             rotation=rotation,
         )

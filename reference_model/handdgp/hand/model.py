@@ -119,7 +119,51 @@ class HandModel(torch.nn.Module):
         self._check_device(pose, "pose")
         batch = broadcast_batch_shapes(pose=pose_batch, shape=shape_batch)
         compute, out_dtype = compute_dtype(*tensors)
+        rot = axis_angle_to_rotation_matrix(pose.to(compute))
+        return self._skin(rot, shape, batch, compute, out_dtype)
 
+    def from_rotations(self, rotations: torch.Tensor, shape: torch.Tensor | None = None) -> HandOutput:
+        """Pose and shape the hand from per-joint rotation matrices.
+
+        The same as :meth:`forward` with ``rotations[..., j, :, :]`` the matrix of
+        ``pose[..., j, :]``; for networks that predict rotations directly (e.g. the
+        continuous 6D representation), which avoids the axis-angle singularity at π.
+
+        Args:
+            rotations: `(..., J, 3, 3)` local joint rotations, rest-pose axes.
+            shape: `(..., S)` shape coefficients, or ``None`` for the template shape.
+
+        Returns:
+            :class:`HandOutput`, as :meth:`forward`.
+
+        Example:
+            >>> model = HandModel()
+            >>> pose = 0.1 * torch.randn(model.num_joints, 3, dtype=torch.float64)
+            >>> rot = axis_angle_to_rotation_matrix(pose)
+            >>> a, b = model(pose).vertices, model.from_rotations(rot).vertices
+            >>> bool(torch.allclose(a, b))
+            True
+        """
+        check = ShapeChecker()
+        rot_batch = check(rotations, "rotations", f"... {self.num_joints} 3 3")
+        tensors = [rotations]
+        shape_batch: tuple[int, ...] = ()
+        if shape is not None:
+            shape_batch = check(shape, "shape", f"... {self.num_shape}")
+            tensors.append(shape)
+        self._check_device(rotations, "rotations")
+        batch = broadcast_batch_shapes(rotations=rot_batch, shape=shape_batch)
+        compute, out_dtype = compute_dtype(*tensors)
+        return self._skin(rotations.to(compute), shape, batch, compute, out_dtype)
+
+    def _skin(
+        self,
+        rot: torch.Tensor,
+        shape: torch.Tensor | None,
+        batch: tuple[int, ...],
+        compute: torch.dtype,
+        out_dtype: torch.dtype,
+    ) -> HandOutput:
         def buf(t: torch.Tensor) -> torch.Tensor:
             return t.to(dtype=compute)
 
@@ -131,9 +175,9 @@ class HandModel(torch.nn.Module):
             joints_rest = joints_rest + torch.einsum(
                 "jcs,...s->...jc", buf(self.joint_shapedirs), beta
             )
-        rot = axis_angle_to_rotation_matrix(pose.to(compute)).expand(*batch, -1, -1, -1)
+        rot = rot.expand(*batch, -1, -1, -1)
         if self.posedirs is not None:
-            eye = torch.eye(3, dtype=compute, device=pose.device)
+            eye = torch.eye(3, dtype=compute, device=rot.device)
             pose_feature = (rot[..., 1:, :, :] - eye).flatten(-3)
             vertices = vertices + torch.einsum("vcp,...p->...vc", buf(self.posedirs), pose_feature)
 

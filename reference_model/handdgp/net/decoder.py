@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from handdgp.net.sampling import sample_at_points
 from handdgp.net.spiral import DepthwiseSpiralConv, MeshUpsample
 
-__all__ = ["MeshDecoder"]
+__all__ = ["HandModelDecoder", "MeshDecoder", "rotation_6d_to_matrix"]
 
 
 class MeshDecoder(nn.Module):
@@ -76,3 +76,99 @@ class MeshDecoder(nn.Module):
         for upsample, conv in zip(self.upsample, self.convs, strict=True):
             x = torch.relu(conv(upsample(x)))
         return self.head(x) * self.vertex_scale
+
+
+def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
+    """Continuous 6D rotation representation (Zhou et al., CVPR 2019) -> matrix.
+
+    The two 3-vectors are orthonormalised by Gram-Schmidt and become the first two
+    *columns* of the matrix; the third is their cross product.
+
+    Args:
+        d6: `(..., 6)`.
+
+    Returns:
+        `(..., 3, 3)` rotation matrices.
+
+    Example:
+        >>> eye = rotation_6d_to_matrix(torch.tensor([1.0, 0, 0, 0, 1, 0]))
+        >>> bool(torch.equal(eye, torch.eye(3)))
+        True
+    """
+    a, b = d6[..., :3], d6[..., 3:]
+    x = torch.nn.functional.normalize(a, dim=-1)
+    y = torch.nn.functional.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
+    z = torch.linalg.cross(x, y, dim=-1)
+    return torch.stack((x, y, z), dim=-1)
+
+
+class HandModelDecoder(nn.Module):
+    """Root-relative hand mesh and keypoints through the open hand model.
+
+    The features of every keypoint (the fine map sampled at the predicted 2D
+    keypoints, as MobRecon's pose-vertex lifting, plus each keypoint's 2D offset
+    from the root in units of a quarter crop) and the globally pooled coarse latent
+    go through an MLP to one 6D rotation per skeleton joint (the first one the
+    global orientation in the crop's camera frame) and the shape coefficients;
+    linear blend skinning (:meth:`handdgp.hand.HandModel.from_rotations`) turns
+    them into the mesh and the exact 21 keypoints. Unlike a free vertex decoder the
+    output is always a plausible hand, and the network starts from the mean hand:
+    the last layer starts at zero, its bias at the rest pose and the mean shape.
+
+    Args:
+        hand_model: a :class:`~handdgp.hand.HandModel` (skeleton and shape basis).
+        shape_mean, shape_std: `(S,)` population statistics of the shape
+            coefficients (the template's); the MLP predicts standardised ones.
+        fine_channels: channels of the stride-8 feature map.
+        coarse_channels: channels of the stride-32 latent.
+        num_keypoints: number of keypoints.
+        image_size: crop size in pixels.
+        hidden: width of the MLP.
+    """
+
+    def __init__(
+        self,
+        hand_model: nn.Module,
+        shape_mean: Tensor,
+        shape_std: Tensor,
+        fine_channels: int,
+        coarse_channels: int,
+        num_keypoints: int,
+        image_size: int,
+        hidden: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.hand_model, self.image_size = hand_model, image_size
+        self.num_joints, self.num_shape = hand_model.num_joints, hand_model.num_shape
+        inputs = num_keypoints * (fine_channels + 2) + coarse_channels
+        outputs = 6 * self.num_joints + self.num_shape
+        self.mlp = nn.Sequential(
+            nn.Linear(inputs, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, outputs),
+        )
+        last = self.mlp[-1]
+        nn.init.zeros_(last.weight)
+        rest = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(self.num_joints)
+        with torch.no_grad():
+            last.bias.copy_(torch.cat((rest, torch.zeros(self.num_shape))))
+        self.register_buffer("shape_mean", shape_mean.float().clone(), persistent=False)
+        self.register_buffer("shape_std", shape_std.float().clone(), persistent=False)
+
+    def forward(self, fine: Tensor, coarse: Tensor, keypoints2d: Tensor) -> tuple[Tensor, Tensor]:
+        """Features and 2D keypoints `(B, N, 2)` -> vertices `(B, V, 3)`, keypoints `(B, N, 3)`.
+
+        Both outputs are metres, relative to the root keypoint.
+        """
+        sampled = sample_at_points(fine, keypoints2d, self.image_size)  # (B, N, C)
+        layout = (keypoints2d - keypoints2d[:, :1]).detach() / (0.25 * self.image_size)
+        per_keypoint = torch.cat((sampled, layout), dim=-1).flatten(1)
+        x = torch.cat((per_keypoint, coarse.mean((-2, -1))), dim=-1)
+        out = self.mlp(x)
+        rotations = rotation_6d_to_matrix(out[:, : 6 * self.num_joints].unflatten(-1, (-1, 6)))
+        shape = self.shape_mean + self.shape_std * out[:, 6 * self.num_joints :]
+        hand = self.hand_model.from_rotations(rotations, shape)
+        root = hand.keypoints[:, :1]
+        return hand.vertices - root, hand.keypoints - root

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 import dgpgeom
-from handdgp.net.decoder import MeshDecoder
+from handdgp.net.decoder import HandModelDecoder, MeshDecoder
 from handdgp.net.encoder import Encoder
 from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
 
 __all__ = ["HandDGPNet", "HandPrediction", "NetConfig"]
 
 POSITIONING = ("dgp", "refine", "root_regression")
+DECODERS = ("hand_model", "spiral")
 
 
 @dataclass
@@ -30,6 +31,9 @@ class NetConfig:
         keypoint_head: ``"heatmap"`` (soft-argmax) or ``"regression"`` (MobRecon).
         decoder_channels: channels of the mesh decoder blocks, coarsest first.
         learned_weights: predict per-keypoint weights (False: all ones, ablation A3).
+        decoder: ``"hand_model"`` (an MLP to joint rotations and shape, skinned by
+            the open hand model; the default) or ``"spiral"`` (MobRecon's spiral
+            mesh decoder).
         positioning: ``"dgp"`` (weighted DLT, differentiable), ``"refine"``
             (DLT then robust Gauss-Newton on the reprojection error, test time
             only), or ``"root_regression"`` (baseline B5).
@@ -42,6 +46,7 @@ class NetConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
     learned_weights: bool = True
     positioning: str = "dgp"
+    decoder: str = "hand_model"
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -84,6 +89,8 @@ class HandDGPNet(nn.Module):
         spirals: per mesh level, finest first, `(V_l, L)` spiral indices.
         upsampling: per level transition, finest first, `(V_l, V_{l+1})` matrices
             or `(index, weight)` pairs (see :class:`~handdgp.net.spiral.MeshUpsample`).
+        hand_template: the :class:`~handdgp.hand.HandTemplate` the ``"hand_model"``
+            decoder skins (required for it, ignored by the spiral decoder).
     """
 
     def __init__(
@@ -92,8 +99,13 @@ class HandDGPNet(nn.Module):
         joint_regressor: Tensor,
         spirals: Sequence[Tensor],
         upsampling: Sequence[Tensor | tuple[Tensor, Tensor]],
+        hand_template: Any = None,
     ) -> None:
         super().__init__()
+        if config.decoder not in DECODERS:
+            raise ValueError(f"decoder: expected one of {DECODERS}, got {config.decoder!r}")
+        if config.decoder == "hand_model" and hand_template is None:
+            raise ValueError("hand_template: required by the 'hand_model' decoder, got None")
         if config.positioning not in POSITIONING:
             raise ValueError(
                 f"positioning: expected one of {POSITIONING}, got {config.positioning!r}"
@@ -108,14 +120,28 @@ class HandDGPNet(nn.Module):
         self.keypoint_head = KeypointHead(
             self.encoder.fine_channels, num_keypoints, size, size // 8, config.keypoint_head
         )
-        self.mesh_decoder = MeshDecoder(
-            self.encoder.coarse_channels,
-            num_keypoints,
-            size,
-            spirals,
-            upsampling,
-            tuple(config.decoder_channels),
-        )
+        self.mesh_decoder: nn.Module
+        if config.decoder == "hand_model":
+            from handdgp.hand import HandModel
+
+            self.mesh_decoder = HandModelDecoder(
+                HandModel(hand_template),
+                hand_template.shape_mean,
+                hand_template.shape_std,
+                self.encoder.fine_channels,
+                self.encoder.coarse_channels,
+                num_keypoints,
+                size,
+            )
+        else:
+            self.mesh_decoder = MeshDecoder(
+                self.encoder.coarse_channels,
+                num_keypoints,
+                size,
+                spirals,
+                upsampling,
+                tuple(config.decoder_channels),
+            )
         self.weight_head = (
             WeightHead(self.encoder.fine_channels, num_keypoints, size)
             if config.learned_weights
@@ -140,8 +166,11 @@ class HandDGPNet(nn.Module):
         """
         features = self.encoder((images - self.pixel_mean) / self.pixel_std)
         keypoints2d, heatmaps = self.keypoint_head(features.fine)
-        vertices = self.mesh_decoder(features.coarse, keypoints2d)
-        keypoints3d = dgpgeom.regress_keypoints(vertices, self.joint_regressor)
+        if isinstance(self.mesh_decoder, HandModelDecoder):
+            vertices, keypoints3d = self.mesh_decoder(features.fine, features.coarse, keypoints2d)
+        else:
+            vertices = self.mesh_decoder(features.coarse, keypoints2d)
+            keypoints3d = dgpgeom.regress_keypoints(vertices, self.joint_regressor)
         # Root-relative: the root keypoint (the wrist) at the origin.
         root = keypoints3d[:, :1]
         vertices, keypoints3d = vertices - root, keypoints3d - root
