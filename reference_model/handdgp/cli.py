@@ -419,6 +419,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return predict_command(args)
 
 
+def _add_baselines(subparsers) -> None:
+    p = subparsers.add_parser(
+        "baselines",
+        help="constant hand, MediaPipe + DLT and checkpoints, per sample, on one held-out set",
+        description=(
+            "Score the rows every model must beat on a held-out synthetic set: a constant "
+            "hand (the training set's mean, Procrustes-aligned), MediaPipe Hands + DLT "
+            "(its detection rate, scored on the samples it detects), and checkpoints "
+            "(on all samples and on MediaPipe's detected ones)."
+        ),
+    )
+    p.add_argument("checkpoints", nargs="*", help="checkpoint files or shipped names")
+    p.add_argument("--data", required=True, help="held-out set directory")
+    p.add_argument("--train", help="training set directory, for the constant hand")
+    p.add_argument(
+        "--train-samples", type=int, default=4096, help="training samples averaged (default 4096)"
+    )
+    p.add_argument("--mediapipe", action="store_true", help="run MediaPipe Hands + DLT")
+    p.add_argument("--max-samples", type=int, default=None, help="first N held-out samples")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
+    p.add_argument("--out", help="write the rows and per-sample errors as JSON here")
+    p.set_defaults(func=_cmd_baselines)
+
+
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from handdgp.baselines import baselines_command
+
+    return baselines_command(args)
+
+
 # ----------------------------------------------------------------------------- entry point
 
 _PARSERS: list[Callable] = [
@@ -429,6 +459,7 @@ _PARSERS: list[Callable] = [
     _add_train,
     _add_evaluate,
     _add_predict,
+    _add_baselines,
 ]
 
 

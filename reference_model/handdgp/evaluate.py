@@ -35,7 +35,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, handdgp_errors
 from handdgp.cli import add_evaluate_arguments
-from handdgp.loading import DatasetFactory, ModelFactory, default_dataset_factory, load_model
+from handdgp.loading import (
+    DatasetFactory,
+    ModelFactory,
+    default_dataset_factory,
+    held_out_config,
+    load_model,
+)
 from handdgp.predict import _check_positioning, _inference, _model_device, run_model
 
 __all__ = [
@@ -372,7 +378,8 @@ def evaluate_checkpoints(
 
     Each checkpoint's model is rebuilt with :func:`handdgp.loading.load_model`, and
     its held-out crops are made by ``dataset_factory(data_dir, config)`` with the
-    checkpoint's own configuration (rectified or not). Rows are named after the
+    checkpoint's own configuration (rectified or not), never augmented
+    (:func:`handdgp.loading.held_out_config`). Rows are named after the
     experiments (``config.name``, plus ``" + refine"`` etc. when ``positioning``
     overrides the model's own; a repeated name gets its step).
 
@@ -406,7 +413,7 @@ def evaluate_checkpoints(
     taken: set[str] = set()
     for path in paths:
         loaded = load_model(path, model_factory=model_factory, device=device)
-        dataset = dataset_factory(data_dir, loaded.config)
+        dataset = dataset_factory(data_dir, held_out_config(loaded.config))
         evaluation = evaluate_dataset(
             loaded.model,
             dataset,

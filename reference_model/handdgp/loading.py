@@ -8,6 +8,7 @@ knows which template and which data reader a checkpoint goes with.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "ModelFactory",
     "default_dataset_factory",
     "default_model_factory",
+    "held_out_config",
     "load_model",
     "resolve_checkpoint",
     "shipped_checkpoints",
@@ -114,6 +116,16 @@ def default_dataset_factory(path: Path, config: ExperimentConfig) -> Dataset:
         augment=config.data.augment,
         seed=config.train.seed,
     )
+
+
+def held_out_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The experiment as evaluation and prediction see it: no augmentation.
+
+    Example:
+        >>> held_out_config(ExperimentConfig()).data.augment
+        False
+    """
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, augment=False))
 
 
 def shipped_checkpoints() -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ from handdgp.loading import (
     ModelFactory,
     default_dataset_factory,
     default_model_factory,
+    held_out_config,
 )
 from handdgp.train import TrainingComponents, train
 
@@ -65,7 +65,7 @@ def run_training(
     model, faces = (model_factory or default_model_factory)(config)
     make_dataset = dataset_factory or default_dataset_factory
     # The factory augments when config.data.augment says so: never for the held-out set.
-    held_out = dataclasses.replace(config, data=dataclasses.replace(config.data, augment=False))
+    held_out = held_out_config(config)
     train_set = make_dataset(Path(config.data.train), config)
     test_set = make_dataset(Path(config.data.test), held_out)
 

@@ -199,6 +199,21 @@ class TestEvaluateCheckpoints:
         printed = capsys.readouterr().out
         assert "| full |" in printed and f"wrote table: {tmp_path / 'o' / 'results.md'}" in printed
 
+    def test_held_out_crops_are_never_augmented(self, tmp_path):
+        ckpt = save_checkpoint(tmp_path / "m.pt", "full")
+        seen = []
+
+        def spy(path, config):
+            seen.append(config.data.augment)
+            return ToyCrops(size=5)
+
+        state = torch.load(ckpt, weights_only=True)
+        assert state["config"]["data"]["augment"] is True
+        evaluate_checkpoints(
+            [ckpt], tmp_path, out_dir=tmp_path / "o", model_factory=toy_model_factory, dataset_factory=spy
+        )
+        assert seen == [False]
+
     def test_default_dataset_factory_crops_the_synthetic_set_as_configured(self, synthetic_set):
         config = ExperimentConfig()
         config.net.image_size, config.data.canonical_focal = 64, 80.0
