@@ -25,7 +25,8 @@ import torch
 
 from dgpgeom.metrics import point_error, procrustes_error, root_relative_error
 from handdgp.loading import load_model
-from handdgp.predict import predict_image, write_outputs
+from handdgp.outputs import write_outputs
+from handdgp.predict import predict_image
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "synthetic_hand.json"
 

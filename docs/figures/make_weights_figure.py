@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from handdgp.loading import default_dataset_factory, load_model
-from handdgp.predict import HAND_EDGES
+from handdgp.outputs import HAND_EDGES
 
 HERE = Path(__file__).resolve().parent
 SHOWN = 6  # example crops in the figure

@@ -302,10 +302,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # Argument definitions live here, free of torch, so that `handdgp --help` stays fast;
 # the commands import their modules when they run.
 
-#: Test-time positioning choices (the same as ``handdgp.net.model.POSITIONING``).
+#: Test-time positioning choices (the same as ``handdgp.net.positioning.POSITIONING``).
 POSITIONING = ("dgp", "refine", "root_regression")
-#: Rectification modes of ``dgpgeom.rectify``.
-RECTIFY_MODES = ("perspective", "affine")
 
 
 def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
@@ -360,8 +358,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     Example:
         >>> parser = add_predict_arguments(argparse.ArgumentParser())
         >>> args = parser.parse_args(["hand.jpg", "--checkpoint", "m.pt", "--intrinsics", "500,500,320,240"])
-        >>> args.intrinsics, args.box, args.mode
-        ((500.0, 500.0, 320.0, 240.0), None, 'perspective')
+        >>> args.intrinsics, args.box
+        ((500.0, 500.0, 320.0, 240.0), None)
     """
     parser.add_argument("image", type=Path, help="RGB image (any format OpenCV reads)")
     parser.add_argument(
@@ -385,7 +383,6 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         help="hand box in pixels (default: the whole image)",
     )
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
-    parser.add_argument("--mode", choices=RECTIFY_MODES, default="perspective")
     parser.add_argument(
         "--positioning", choices=POSITIONING, default=None, help="override the model's positioning"
     )

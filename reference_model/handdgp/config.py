@@ -84,8 +84,8 @@ class LossConfig:
         (measured in the 64-sample overfit run).
 
         Example:
-            >>> LossConfig().camera_space_scale(0.2)
-            0.5
+            >>> LossConfig().camera_space_scale(0.25)
+            0.75
         """
         start, end = self.camera_space_ramp
         if progress >= end:

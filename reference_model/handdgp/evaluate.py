@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, handdgp_errors
-from handdgp.cli import add_evaluate_arguments
+from handdgp.inference import check_positioning, inference_mode, model_device, run_model
 from handdgp.loading import (
     DatasetFactory,
     ModelFactory,
@@ -42,13 +42,11 @@ from handdgp.loading import (
     held_out_config,
     load_model,
 )
-from handdgp.predict import _check_positioning, _inference, _model_device, run_model
 
 __all__ = [
     "TABLE_COLUMNS",
     "CheckpointReport",
     "Evaluation",
-    "add_evaluate_arguments",
     "evaluate_checkpoints",
     "evaluate_command",
     "evaluate_dataset",
@@ -117,14 +115,14 @@ def evaluate_dataset(
         >>> result.freihand.pck_curves["xyz"].shape
         (100,)
     """
-    _check_positioning(positioning)
+    check_positioning(positioning)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if max_samples is not None and (not isinstance(max_samples, int) or max_samples < 1):
         raise ValueError(f"max_samples: expected None or a positive int, got {max_samples!r}")
     if device is not None:
         model = model.to(device)
-    device = _model_device(model)
+    device = model_device(model)
     if max_samples is not None and max_samples < len(dataset):
         dataset = Subset(dataset, range(max_samples))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -137,7 +135,7 @@ def evaluate_dataset(
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     valid = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    with _inference(model):
+    with inference_mode(model):
         for batch in loader:
             images = batch["image"].to(device)
             intrinsics = batch["intrinsics"].to(device)
@@ -203,7 +201,7 @@ def evaluate_model(
         batch_size: crops per forward pass.
         device: where to run; the model is moved there. None: the model's device.
         positioning: None (the model's own), ``"dgp"``, ``"refine"`` or
-            ``"root_regression"``; see :func:`handdgp.predict.run_model`.
+            ``"root_regression"``; see :func:`handdgp.inference.run_model`.
         max_samples: evaluate only the first ``max_samples`` items.
         num_workers: data-loader worker processes.
         progress: show a progress bar.
@@ -404,7 +402,7 @@ def evaluate_checkpoints(
     """
     if not paths:
         raise ValueError("paths: expected at least one checkpoint")
-    _check_positioning(positioning)
+    check_positioning(positioning)
     dataset_factory = dataset_factory or default_dataset_factory
     data_dir = Path(data_dir)
     rows: list[tuple[str, dict[str, float]]] = []

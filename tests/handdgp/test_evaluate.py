@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import dgpgeom
+from handdgp.cli import add_evaluate_arguments
 from handdgp.config import ExperimentConfig
 from handdgp.evaluate import (
     TABLE_COLUMNS,
-    add_evaluate_arguments,
     evaluate_checkpoints,
     evaluate_command,
     evaluate_dataset,

@@ -14,23 +14,24 @@ from torch import nn
 import dgpgeom
 from dgpgeom.camera import crop_intrinsics
 from dgpgeom.rectify import rectify_camera
+from handdgp.cli import add_predict_arguments
 from handdgp.config import DataConfig, ExperimentConfig
+from handdgp.data.crops import network_crop
+from handdgp.inference import Prediction, reposition, run_model
 from handdgp.net import HandPrediction, NetConfig
-from handdgp.predict import (
+from handdgp.outputs import (
     HAND_EDGES,
-    Prediction,
-    add_predict_arguments,
-    crop_box,
-    default_intrinsics,
     plot_overlay,
     plot_side_view,
+    write_ply,
+    write_prediction_json,
+)
+from handdgp.predict import (
+    crop_box,
+    default_intrinsics,
     predict_batch,
     predict_command,
     predict_image,
-    reposition,
-    run_model,
-    write_ply,
-    write_prediction_json,
 )
 
 from .toy import toy_hierarchy, toy_model_factory
@@ -112,31 +113,37 @@ def hand_box(keypoints, k=K, margin=10.0):
     return (*(uv.min(0) - margin), *(uv.max(0) + margin))
 
 
+def fixed_focal(mode):
+    return DataConfig(rectify=True, canonical_focal=200.0, focal_from_box=False, mode=mode)
+
+
 SETTINGS = {
-    "perspective": (DataConfig(rectify=True, canonical_focal=200.0), "perspective"),
-    "affine": (DataConfig(rectify=True, canonical_focal=200.0), "affine"),
-    "no-rectification": (DataConfig(rectify=False, box_scale=1.3), "perspective"),
+    "perspective": fixed_focal("perspective"),
+    "affine": fixed_focal("affine"),
+    "box-scale": DataConfig(rectify=True, focal_from_box=True),
+    "no-rectification": DataConfig(rectify=False, box_scale=1.3),
 }
 
 
 class TestPredictImage:
     @pytest.mark.parametrize("setting", list(SETTINGS))
     def test_crop_outputs_come_back_to_the_original_camera(self, setting):
-        data, mode = SETTINGS[setting]
+        data = SETTINGS[setting]
         keypoints, vertices = make_hand()
         box = hand_box(keypoints)
-        crop = crop_box(box, H, W, rectify=data.rectify, box_scale=data.box_scale)
-        expected = rectify_camera(
-            torch.from_numpy(K),
-            torch.tensor(crop),
-            size=SIZE,
-            focal=data.canonical_focal if data.rectify else None,
-            mode=mode if data.rectify else "affine",
+        crop = crop_box(box, H, W, box_scale=data.box_scale)
+        expected = network_crop(
+            K,
+            crop,
+            image_size=SIZE,
+            rectify=data.rectify,
+            canonical_focal=None if data.focal_from_box else data.canonical_focal,
+            mode=data.mode,
         )
         stub = CropCamera(keypoints, vertices, expected.rotation.numpy())
         image, blob = blob_image(project(keypoints[:1], K)[0])
 
-        out = predict_image(stub, image, K, box, data=data, mode=mode)
+        out = predict_image(stub, image, K, box, data=data)
 
         np.testing.assert_allclose(out.vertices_cam, vertices, atol=2e-6)
         np.testing.assert_allclose(out.keypoints_cam, keypoints, atol=2e-6)
@@ -147,14 +154,16 @@ class TestPredictImage:
         assert bool(out.valid) and not out.intrinsics_assumed
         # The network saw the crop's intrinsics, and the image warped consistently.
         crops, k_seen = stub.seen[0]
-        if data.rectify:
+        np.testing.assert_allclose(k_seen[0].numpy(), expected.intrinsics.numpy(), atol=1e-4)
+        if setting == "perspective":
             c = (SIZE - 1) / 2
-            if mode == "perspective":
-                want = [[200.0, 0.0, c], [0.0, 200.0, c], [0.0, 0.0, 1.0]]
-            else:  # the principal point follows the box centre
-                want = expected.intrinsics.numpy()
-                assert want[0, 0] == 200.0 and want[1, 1] == 200.0
+            want = [[200.0, 0.0, c], [0.0, 200.0, c], [0.0, 0.0, 1.0]]
             np.testing.assert_allclose(k_seen[0].numpy(), want, atol=1e-4)
+        elif setting == "affine":  # the principal point follows the box centre
+            assert k_seen[0, 0, 0] == 200.0 and k_seen[0, 1, 1] == 200.0
+        elif setting == "box-scale":  # the crop box spans the crop
+            side = crop[2] - crop[0]
+            assert k_seen[0, 0, 0].item() == pytest.approx(K[0, 0] * SIZE / side, rel=0.05)
         else:
             want = crop_intrinsics(torch.from_numpy(K), torch.tensor(crop), (SIZE, SIZE))
             np.testing.assert_allclose(k_seen[0].numpy(), want.numpy(), atol=1e-4)
@@ -165,7 +174,7 @@ class TestPredictImage:
 
     def test_perspective_crop_looks_straight_at_the_box(self):
         keypoints, vertices = make_hand()
-        data, _ = SETTINGS["perspective"]
+        data = SETTINGS["perspective"]
         box = hand_box(keypoints)
         stub = CropCamera(keypoints, vertices)
         predict_image(stub, blob_image(project(keypoints[:1], K)[0])[0], K, box, data=data)
@@ -185,7 +194,8 @@ class TestPredictImage:
         assert out.intrinsics_assumed
         np.testing.assert_array_equal(out.intrinsics, default_intrinsics(H, W))
         assert out.intrinsics[0, 0] == pytest.approx(1.2 * W)
-        np.testing.assert_allclose(out.box, [-0.5, -0.5, W - 0.5, H - 0.5])
+        # The whole image, padded to a square.
+        np.testing.assert_allclose(out.box, [-0.5, -40.5, W - 0.5, H + 39.5])
 
     def test_model_mode_is_restored_and_positioning_overrides(self):
         keypoints, vertices = make_hand()
@@ -211,8 +221,6 @@ class TestPredictImage:
             predict_image(stub, image, np.zeros((3, 3)))
         with pytest.raises(ValueError, match="box"):
             predict_image(stub, image, K, (10, 10, 5, 20))
-        with pytest.raises(ValueError, match="mode"):
-            predict_image(stub, image, K, mode="cylindrical")
         with pytest.raises(ValueError, match="positioning"):
             predict_image(stub, image, K, positioning="pnp")
 
@@ -221,7 +229,7 @@ class TestPredictBatch:
     def test_batch_equals_single_images(self):
         keypoints, vertices = make_hand()
         stub = CropCamera(keypoints, vertices)
-        data, _ = SETTINGS["no-rectification"]
+        data = SETTINGS["no-rectification"]
         images = np.stack([blob_image((100.0 + 20 * i, 90.0))[0] for i in range(3)])
         boxes = [(60.0, 50.0, 160.0, 150.0), None, (100.0, 40.0, 180.0, 140.0)]
         batch = predict_batch(stub, images, K, boxes, data=data)

@@ -58,6 +58,8 @@ __all__ = [
     "crop_image",
     "crop_rectification",
     "hand_box",
+    "network_crop",
+    "square_box",
 ]
 
 _MODES = ("perspective", "affine")
@@ -81,9 +83,64 @@ def hand_box(points2d: np.ndarray, box_scale: float = 1.3) -> np.ndarray:
         array([ 9.5, 11.5, 30.5, 32.5])
     """
     points = np.asarray(points2d, np.float64).reshape(-1, 2)
-    lo, hi = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
-    centre, side = (lo + hi) / 2, float((hi - lo).max()) * box_scale
+    return square_box(np.concatenate([points.min(axis=0) - 0.5, points.max(axis=0) + 0.5]), box_scale)
+
+
+def square_box(box: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """A box made square about its centre (side: its longer side) and scaled.
+
+    Args:
+        box: `(4,)` ``(x0, y0, x1, y1)``, pixels.
+        scale: side of the result / longer side of ``box``.
+
+    Returns:
+        `(4,)` float64 box, pixels.
+
+    Example:
+        >>> square_box(np.array([0.0, 0.0, 20.0, 10.0]), 1.5)
+        array([ -5., -10.,  25.,  20.])
+    """
+    b = np.asarray(box, np.float64).reshape(4)
+    centre, side = (b[:2] + b[2:]) / 2, float(max(b[2] - b[0], b[3] - b[1])) * scale
     return np.concatenate([centre - side / 2, centre + side / 2])
+
+
+def network_crop(
+    intrinsics: np.ndarray | Tensor,
+    box: np.ndarray | Tensor,
+    *,
+    image_size: int,
+    rectify: bool,
+    canonical_focal: float | None,
+    mode: str,
+    rotation: float = 0.0,
+) -> Rectification:
+    """The crop a network sees, for training, evaluation and prediction alike.
+
+    With ``rectify`` the canonical camera (``mode`` ``"perspective"`` or ``"affine"``)
+    at ``canonical_focal``, or at the box's own scale when it is None; without it
+    (ablation A4) a plain affine crop of the box with its own intrinsics.
+
+    Args:
+        intrinsics: `(3, 3)` original intrinsics, pixels.
+        box: `(4,)` crop box ``(x0, y0, x1, y1)``, original pixels.
+        image_size: crop side, pixels.
+        rectify: rectify to the canonical camera.
+        canonical_focal: pixels at ``image_size``, or None for the box's scale.
+        mode: ``"perspective"`` or ``"affine"`` (used with ``rectify``).
+        rotation: in-plane rotation, radians (augmentation).
+
+    Returns:
+        See :func:`crop_rectification`.
+    """
+    return crop_rectification(
+        intrinsics,
+        box,
+        image_size=image_size,
+        focal=canonical_focal if rectify else None,
+        mode=mode if rectify else "affine",
+        rotation=rotation,
+    )
 
 
 def _rotation_z(angle: float) -> Tensor:
@@ -132,7 +189,7 @@ def crop_rectification(
     """
     if mode not in _MODES:
         raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-    K = torch.as_tensor(np.asarray(intrinsics, np.float64))
+    K = torch.as_tensor(np.array(intrinsics, np.float64))
     b = torch.as_tensor(np.asarray(box, np.float64))
     base = rectify_camera(K, b, size=image_size, focal=focal, mode=mode)
     R = _rotation_z(rotation) @ base.rotation
@@ -357,11 +414,12 @@ class CropDataset(Dataset[dict[str, Any]]):
                 side *= rng.uniform(0.85, 1.15)
             centre = (box[:2] + box[2:]) / 2 + shift
             box = np.concatenate([centre - side / 2, centre + side / 2])
-        rect = crop_rectification(
+        rect = network_crop(
             K,
             box,
             image_size=self.image_size,
-            focal=self.focal,
+            rectify=self.rectify,
+            canonical_focal=self.canonical_focal,
             mode=self.mode,
             rotation=rotation,
         )

@@ -13,10 +13,10 @@ import dgpgeom
 from handdgp.net.decoder import HandModelDecoder, MeshDecoder
 from handdgp.net.encoder import Encoder
 from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
+from handdgp.net.positioning import POSITIONING, place_hand
 
 __all__ = ["HandDGPNet", "HandPrediction", "NetConfig"]
 
-POSITIONING = ("dgp", "refine", "root_regression")
 DECODERS = ("hand_model", "spiral")
 
 
@@ -179,21 +179,10 @@ class HandDGPNet(nn.Module):
         else:
             weights = torch.ones_like(keypoints2d[..., 0])
 
-        if self.root_head is not None:
-            depth = self.root_head(features.coarse)
-            root_ray = dgpgeom.camera.normalize_points(keypoints2d[:, :1], intrinsics)
-            translation = torch.cat((root_ray[:, 0] * depth[:, None], depth[:, None]), dim=-1)
-            valid = torch.ones_like(depth, dtype=torch.bool)
-        elif self.config.positioning == "refine":
-            from dgpgeom.solvers.refine import refine_translation
-
-            refined = refine_translation(
-                keypoints2d, keypoints3d, intrinsics, weights, robust="huber"
-            )
-            translation, valid = refined.translation, refined.valid
-        else:
-            solution = dgpgeom.solve_translation(keypoints2d, keypoints3d, intrinsics, weights)
-            translation, valid = solution.translation, solution.valid
+        root_depth = self.root_head(features.coarse) if self.root_head is not None else None
+        translation, valid = place_hand(
+            keypoints2d, keypoints3d, intrinsics, weights, self.config.positioning, root_depth
+        )
         offset = translation.unsqueeze(1)
         return HandPrediction(
             keypoints2d,
