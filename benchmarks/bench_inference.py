@@ -12,9 +12,7 @@ Two measurements, each at batch 1 and batch 32, in images per second:
   perspective rectification, the network, and the maps back to the original camera.
 
 Each figure is the median over ``--repeats`` timed runs after warm-up runs. The
-network is built on the packaged hand template when it is installed; otherwise on a
-random mesh hierarchy with the template's vertex counts (same sizes, same cost),
-and the output says so. Weights are random: throughput does not depend on them.
+network is built on the packaged hand template. Weights are random: throughput does not depend on them.
 Results are printed as markdown and written as JSON and markdown under
 ``benchmarks/results/``.
 """
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import platform
 import statistics
@@ -39,49 +36,14 @@ sys.path.insert(0, str(ROOT / "reference_model"))
 sys.path.insert(0, str(ROOT))
 
 from handdgp.config import ExperimentConfig  # noqa: E402
-from handdgp.net import HandDGPNet  # noqa: E402
+from handdgp.loading import default_model_factory  # noqa: E402
 from handdgp.predict import predict_batch  # noqa: E402
-
-#: Vertex counts of the packaged hand template's mesh hierarchy, finest first.
-TEMPLATE_SIZES = (1609, 805, 403, 202, 101, 51)
-SPIRAL_LENGTH = 9
-
-
-def random_hierarchy(sizes, seed=0):
-    """Spirals, barycentric up-sampling matrices and a keypoint regressor of these sizes."""
-    gen = torch.Generator().manual_seed(seed)
-    spirals = []
-    for v in sizes:
-        s = torch.randint(0, v, (v, SPIRAL_LENGTH), generator=gen)
-        s[:, 0] = torch.arange(v)
-        spirals.append(s)
-    upsampling = []
-    for fine, coarse in itertools.pairwise(sizes):
-        up = torch.zeros(fine, coarse)
-        index = torch.randint(0, coarse, (fine, 3), generator=gen)
-        w = torch.rand(fine, 3, generator=gen)
-        up.scatter_(1, index, w / w.sum(1, keepdim=True))
-        upsampling.append(up)
-    regressor = torch.rand(21, sizes[0], generator=gen)
-    return regressor / regressor.sum(1, keepdim=True), spirals, upsampling
 
 
 def build_model(config):
     """(model, description of the mesh it was built on)."""
-    try:
-        from handdgp.loading import default_model_factory
-
-        model, _ = default_model_factory(config)
-        return model, "the packaged hand template"
-    except (ImportError, RuntimeError):
-        levels = len(config.net.decoder_channels) + 1
-        sizes = TEMPLATE_SIZES[:levels]
-        regressor, spirals, upsampling = random_hierarchy(sizes)
-        model = HandDGPNet(config.net, regressor, spirals, upsampling)
-        return model, (
-            "a random mesh hierarchy with the template's vertex counts "
-            f"{'-'.join(map(str, sizes))} (the hand template is not installed)"
-        )
+    model, _ = default_model_factory(config)
+    return model, "the packaged hand template"
 
 
 def median_time(fn, repeats, warmup):
