@@ -1,6 +1,8 @@
 """Training: a loss that falls, resumption with no lost or repeated step, safe checkpoints."""
 
+import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -97,6 +99,35 @@ class TestTrain:
         assert json.loads((tmp_path / "config.json").read_text())["name"] == "toy"
         state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
         assert state["step"] == 30 and set(state) == {"model", "optimizer", "config", "step"}
+
+
+class TestSchedule:
+    def test_warm_up_then_cosine_to_zero(self):
+        from handdgp.train import _learning_rate
+
+        config = toy_config(warmup_steps=10)
+        config.train.lr = 1e-3
+        lrs = [_learning_rate(config, step, 100) for step in range(100)]
+        assert lrs[0] == pytest.approx(1e-4 * 0.5 * (1 + math.cos(0.0)))
+        assert max(lrs) == pytest.approx(1e-3, rel=0.03) and lrs.index(max(lrs)) == 9
+        assert all(b <= a for a, b in itertools.pairwise(lrs[9:]))
+        assert lrs[-1] < 1e-6
+
+    def test_camera_space_terms_are_ramped_in(self):
+        loss = ExperimentConfig().loss
+        start, end = loss.camera_space_ramp
+        assert loss.camera_space_scale(0.0) == 0.0 and loss.camera_space_scale(start) == 0.0
+        assert 0.0 < loss.camera_space_scale((start + end) / 2) < 1.0
+        assert loss.camera_space_scale(end) == 1.0 and loss.camera_space_scale(1.0) == 1.0
+
+    def test_init_from_starts_a_stage_from_saved_weights(self, tmp_path):
+        train(toy_config(max_steps=2), tmp_path / "first", components(), progress=False)
+        first = torch.load(tmp_path / "first" / "model.pt", weights_only=True)["model"]
+        config = toy_config(max_steps=0, init_from=str(tmp_path / "first" / "model.pt"))
+        fresh = components(seed=5)
+        train(config, tmp_path / "second", fresh, progress=False)
+        for name, value in fresh.model.state_dict().items():
+            torch.testing.assert_close(value, first[name])
 
 
 class TestDistributed:
