@@ -59,12 +59,17 @@ class LossConfig:
     ``camera_space_ramp``: fractions of the run between which the camera-space
     terms are ramped in (see :meth:`camera_space_scale`).
 
+    ``pose`` weighs the squared error of the decoder's joint rotation matrices
+    against the data's (when the data has them): a direct target for each joint,
+    whatever the error of the global orientation.
+
     Units: vertices in 0.2 m units (MobRecon), 2D in crop-size units, translation
     in metres, the normal loss is dimensionless, the heat-map loss in nats.
     """
 
     vertex: float = 1.0
     keypoint3d: float = 1.0
+    pose: float = 1.0
     keypoint2d: float = 1.0
     heatmap: float = 0.5
     edge: float = 1.0
@@ -72,7 +77,7 @@ class LossConfig:
     translation: float = 1.0
     consistency: float = 0.1
     vertex2d: float = 0.1
-    camera_space_ramp: tuple[float, float] = (0.1, 0.3)
+    camera_space_ramp: tuple[float, float] = (0.4, 0.7)
 
     def camera_space_scale(self, progress: float) -> float:
         """Factor on the camera-space terms at ``progress`` (0 to 1) of the run.
@@ -84,8 +89,8 @@ class LossConfig:
         (measured in the 64-sample overfit run).
 
         Example:
-            >>> LossConfig().camera_space_scale(0.25)
-            0.75
+            >>> LossConfig(camera_space_ramp=(0.0, 0.5)).camera_space_scale(0.25)
+            0.5
         """
         start, end = self.camera_space_ramp
         if progress >= end:

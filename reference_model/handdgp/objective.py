@@ -67,7 +67,9 @@ def training_losses(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of the loss terms and each (unweighted) term, detached.
 
-    Relative terms: vertex and keypoint L1 and edge length (in 0.2 m units), normal, 2D keypoint
+    Relative terms: vertex and keypoint L1 and edge length (in 0.2 m units), normal,
+    the mean squared error of the hand-model decoder's joint rotation matrices where
+    the batch has ``joint_rotations`` (synthetic data), 2D keypoint
     L1 (in crop-size units), and the heat-map divergence of :func:`heatmap_loss`
     (nats; heat-map head only). Camera-space terms, where their weight is positive and
     the positioning is valid, each scaled by ``camera_space_scale`` (the training
@@ -85,6 +87,8 @@ def training_losses(
         "edge": losses.edge_length_loss(prediction.vertices, vertices_rel, faces) / VERTEX_SCALE,
         "normal": losses.normal_loss(prediction.vertices, vertices_rel, faces),
     }
+    if weights.pose > 0 and prediction.joint_rotations is not None and "joint_rotations" in batch:
+        terms["pose"] = (prediction.joint_rotations - batch["joint_rotations"]).square().mean()
     if weights.heatmap > 0 and prediction.heatmaps is not None:
         terms["heatmap"] = heatmap_loss(prediction.heatmaps, batch["keypoints2d"], image_size)
     valid = prediction.valid

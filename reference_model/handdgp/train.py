@@ -234,7 +234,9 @@ def train(
             scaler.scale(total).backward()
             if config.train.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+                terms["grad_norm"] = nn.utils.clip_grad_norm_(
+                    model.parameters(), config.train.grad_clip
+                ).detach()
             scaler.step(optimizer)
             scaler.update()
             step += 1

@@ -53,7 +53,8 @@ class TestHandModelDecoder:
         decoder = self.make(template)
         fine, coarse = torch.randn(2, 16, 8, 8), torch.randn(2, 32, 2, 2)
         keypoints2d = torch.rand(2, 21, 2) * 64
-        vertices, keypoints = decoder(fine, coarse, keypoints2d)
+        vertices, keypoints, rotations = decoder(fine, coarse, keypoints2d)
+        assert rotations.shape == (2, template.rest_joints.shape[0], 3, 3)
         rest = HandModel(template)(torch.zeros(1, template.rest_joints.shape[0], 3), template.shape_mean[None])
         root = rest.keypoints[:, :1]
         torch.testing.assert_close(vertices, (rest.vertices - root).expand(2, -1, -1), atol=1e-6, rtol=0)
@@ -76,3 +77,18 @@ class TestPlaceHand:
             place_hand(kp2d, kp3d, K, torch.ones(1, 3), "root_regression")
         with pytest.raises(ValueError, match="positioning"):
             place_hand(kp2d, kp3d, K, torch.ones(1, 3), "pnp")
+
+
+def test_crops_carry_the_hand_model_targets(synthetic_set):
+    from handdgp.config import ExperimentConfig
+    from handdgp.loading import default_dataset_factory
+
+    config = ExperimentConfig()
+    config.net.image_size = 64
+    item = default_dataset_factory(synthetic_set, config)[(3, 1)]
+    hand = HandModel().double().from_rotations(
+        item["joint_rotations"][None].double(), item["shape"][None].double()
+    )
+    predicted = hand.vertices[0] - hand.keypoints[0, :1]
+    truth = item["vertices"].double() - item["keypoints3d"][:1].double()
+    torch.testing.assert_close(predicted, truth, atol=1e-5, rtol=0)

@@ -307,6 +307,16 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return uvw[:, :2] / uvw[:, 2:]
 
 
+def _pose_targets(pose: np.ndarray, shape: np.ndarray, rotation: np.ndarray) -> dict[str, Tensor]:
+    """Hand-model targets in the crop's frame: local joint rotations (the global one
+    turned by the crop's rotation ``R``) and shape coefficients."""
+    from kornia.geometry.conversions import axis_angle_to_rotation_matrix
+
+    local = axis_angle_to_rotation_matrix(torch.from_numpy(pose.reshape(-1, 3).astype(np.float64)))
+    local[0] = torch.from_numpy(rotation) @ local[0]
+    return {"joint_rotations": local.float(), "shape": torch.from_numpy(shape.astype(np.float32))}
+
+
 class CropDataset(Dataset[dict[str, Any]]):
     """Network inputs and camera-frame targets from a data set of :class:`HandSample` s.
 
@@ -324,7 +334,10 @@ class CropDataset(Dataset[dict[str, Any]]):
       (``p_crop = R p``; identity in affine mode without augmentation);
     - ``to_original`` `(3, 3)` float32, crop pixels → original pixels (homogeneous);
     - ``original_intrinsics`` `(3, 3)` float32;
-    - ``index`` int.
+    - ``index`` int;
+    - ``joint_rotations`` `(J, 3, 3)` and ``shape`` `(S,)` float32, only for samples
+      whose ``params`` hold the hand model's ``pose`` and ``shape`` (the synthetic
+      sets): the local joint rotations, the global one in the crop's frame.
 
     Args:
         samples_dataset: a data set of :class:`HandSample` with ``keypoints3d`` and
@@ -437,7 +450,12 @@ class CropDataset(Dataset[dict[str, Any]]):
             & (keypoints2d < size - 0.5).all(axis=1)
         )
         visibility = np.ones(21, bool) if sample.visibility is None else sample.visibility
+        extra = {}
+        params = sample.params or {}
+        if "pose" in params and "shape" in params:
+            extra = _pose_targets(np.asarray(params["pose"]), np.asarray(params["shape"]), R)
         return {
+            **extra,
             "image": image.contiguous(),
             "intrinsics": torch.from_numpy(k_crop.astype(np.float32)),
             "keypoints2d": torch.from_numpy(keypoints2d.astype(np.float32)),

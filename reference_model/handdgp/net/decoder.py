@@ -157,11 +157,12 @@ class HandModelDecoder(nn.Module):
         self.register_buffer("shape_mean", shape_mean.float().clone(), persistent=False)
         self.register_buffer("shape_std", shape_std.float().clone(), persistent=False)
 
-    def forward(self, fine: Tensor, coarse: Tensor, keypoints2d: Tensor) -> tuple[Tensor, Tensor]:
-        """Features and 2D keypoints `(B, N, 2)` -> vertices `(B, V, 3)`, keypoints `(B, N, 3)`.
-
-        Both outputs are metres, relative to the root keypoint.
-        """
+    def forward(
+        self, fine: Tensor, coarse: Tensor, keypoints2d: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Features and 2D keypoints `(B, N, 2)` -> vertices `(B, V, 3)`, keypoints
+        `(B, N, 3)`, both metres relative to the root keypoint, and the local joint
+        rotations `(B, J, 3, 3)`."""
         sampled = sample_at_points(fine, keypoints2d, self.image_size)  # (B, N, C)
         layout = (keypoints2d - keypoints2d[:, :1]).detach() / (0.25 * self.image_size)
         per_keypoint = torch.cat((sampled, layout), dim=-1).flatten(1)
@@ -171,4 +172,4 @@ class HandModelDecoder(nn.Module):
         shape = self.shape_mean + self.shape_std * out[:, 6 * self.num_joints :]
         hand = self.hand_model.from_rotations(rotations, shape)
         root = hand.keypoints[:, :1]
-        return hand.vertices - root, hand.keypoints - root
+        return hand.vertices - root, hand.keypoints - root, rotations

@@ -67,6 +67,8 @@ class HandPrediction(NamedTuple):
         valid: `(B,)` bool, False where positioning was degenerate.
         heatmaps: `(B, 21, h, w)` log-probabilities of the 2D head's heat maps (on
             the cells of its stride-8 feature map), or None (regression head).
+        joint_rotations: `(B, J, 3, 3)` local joint rotations of the hand-model
+            decoder (the global one in the crop's camera frame), or None.
     """
 
     keypoints2d: Tensor
@@ -78,6 +80,7 @@ class HandPrediction(NamedTuple):
     keypoints_cam: Tensor
     valid: Tensor
     heatmaps: Tensor | None = None
+    joint_rotations: Tensor | None = None
 
 
 class HandDGPNet(nn.Module):
@@ -166,8 +169,11 @@ class HandDGPNet(nn.Module):
         """
         features = self.encoder((images - self.pixel_mean) / self.pixel_std)
         keypoints2d, heatmaps = self.keypoint_head(features.fine)
+        joint_rotations = None
         if isinstance(self.mesh_decoder, HandModelDecoder):
-            vertices, keypoints3d = self.mesh_decoder(features.fine, features.coarse, keypoints2d)
+            vertices, keypoints3d, joint_rotations = self.mesh_decoder(
+                features.fine, features.coarse, keypoints2d
+            )
         else:
             vertices = self.mesh_decoder(features.coarse, keypoints2d)
             keypoints3d = dgpgeom.regress_keypoints(vertices, self.joint_regressor)
@@ -194,4 +200,5 @@ class HandDGPNet(nn.Module):
             keypoints3d + offset,
             valid,
             heatmaps,
+            joint_rotations,
         )
