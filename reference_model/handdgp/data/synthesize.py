@@ -55,6 +55,7 @@ import torch
 from handdgp.hand import HandModel, HandTemplate, load_template
 
 from . import appearance, gl
+from .imageio import load_json
 from .render import Light, intrinsics_to_gl_projection, render_mesh, vertex_normals
 from .scenes import (
     BLOCK_SIZE,
@@ -499,7 +500,7 @@ def make_dataset(
     parts = out / ".parts"
     finished_parts = out / ".parts.done"
     if settings_file.is_file():
-        previous = json.loads(settings_file.read_text())
+        previous = load_json(settings_file)
         if previous != settings:
             raise ValueError(
                 f"{out} holds a data set made with other settings ({settings_file}); "
