@@ -260,8 +260,8 @@ def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3
         points3d_cam=check(points3d_cam, "points3d_cam", "... N 3"),
         intrinsics=check(intrinsics, "intrinsics", "... 3 3"),
     )
-    if not min_depth > 0:
-        raise ValueError(f"min_depth: expected a positive number, got {min_depth!r}")
+    if isinstance(min_depth, bool) or not isinstance(min_depth, (int, float)) or not min_depth > 0:
+        raise ValueError(f"min_depth: expected a positive Python number, got {min_depth!r}")
     compute, out = compute_dtype(points3d_cam, intrinsics)
     p, k = _cast(compute, points3d_cam, intrinsics)
     z = p[..., 2:]

@@ -261,11 +261,13 @@ def _prepare_reprojection(
     delta: float,
     reduction: str,
     min_depth: float,
+    names: tuple[str, str] = ("points3d_cam", "points2d"),
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, torch.dtype]:
+    """Check and broadcast; ``names``: the caller's names of the 3D and 2D arguments."""
     check = ShapeChecker()
     batches = {
-        "points3d_cam": check(points3d_cam, "points3d_cam", "... N 3"),
-        "points2d": check(points2d, "points2d", "... N 2"),
+        names[0]: check(points3d_cam, names[0], "... N 3"),
+        names[1]: check(points2d, names[1], "... N 2"),
         "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
     }
     if weights is not None:
@@ -376,8 +378,26 @@ def reprojection_loss(
         >>> reprojection_loss(points, targets, K, valid=torch.tensor([True, False]))
         tensor(1.)
     """
-    p3, p2, k, w, m, out_dtype = _prepare_reprojection(
+    return _reprojection(
         points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth
+    )
+
+
+def _reprojection(
+    points3d_cam: Tensor,
+    points2d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor | None,
+    valid: Tensor | None,
+    kind: str,
+    delta: float,
+    reduction: str,
+    min_depth: float,
+    names: tuple[str, str] = ("points3d_cam", "points2d"),
+) -> Tensor:
+    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller does."""
+    p3, p2, k, w, m, out_dtype = _prepare_reprojection(
+        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth, names
     )
     per_point = _ReprojectionLoss.apply(p3, p2, k, w, m, kind, float(delta), float(min_depth))
     loss = _reduce(per_point, _denominator(per_point, w, m), reduction)
@@ -498,14 +518,17 @@ def vertex_projection_loss(
     References:
         E. Valassakis and G. Garcia-Hernando. *HandDGP*, ECCV 2024, §3.4 (camera-space losses).
     """
-    return reprojection_loss(
+    return _reprojection(
         vertices_cam,
         vertices2d,
         intrinsics,
-        valid=valid,
-        kind=kind,
-        reduction=reduction,
-        min_depth=min_depth,
+        None,
+        valid,
+        kind,
+        1.0,
+        reduction,
+        min_depth,
+        names=("vertices_cam", "vertices2d"),
     )
 
 
@@ -562,13 +585,15 @@ def translation_loss(
     batch = tuple(broadcast_batch_shapes(**batches))
     dtype, out_dtype = compute_dtype(translation, translation_gt)
     diff = translation.to(dtype) - translation_gt.to(dtype)
+    if valid is not None:
+        # Masked before any arithmetic: where's backward gives them exactly zero, even
+        # when they hold NaN (a mask applied after the square would give 0 * NaN).
+        diff = torch.where(valid.unsqueeze(-1), diff, torch.zeros_like(diff))
     sq = diff.square().sum(-1).expand(batch)
     if valid is None:
         mean_sq = sq.mean() if sq.numel() > 0 else sq.sum()
     else:
-        m = valid.expand(batch)
-        sq = torch.where(m, sq, torch.zeros_like(sq))
-        mean_sq = _reduce(sq, m.sum().to(dtype), "mean")
+        mean_sq = _reduce(sq, valid.expand(batch).sum().to(dtype), "mean")
     return _safe_sqrt(mean_sq).to(out_dtype)
 
 
@@ -594,6 +619,10 @@ def _gather_faces(
 
     def corners(v: Tensor) -> Tensor:
         v = v.to(dtype)
+        if valid is not None:
+            # Masked meshes become zeros before any arithmetic, so that their (possibly
+            # NaN) values get exactly zero gradient.
+            v = torch.where(valid[..., None, None], v, torch.zeros_like(v))
         return v.index_select(-2, index).unflatten(-2, (num_faces, 3))
 
     pred, gt = corners(vertices), corners(vertices_gt)

@@ -142,6 +142,8 @@ def root_relative_error(
         batches["gt_root"] = check(gt_root, "gt_root", "... 3")
     broadcast_batch_shapes(**batches)
     n = check.sizes["N"]
+    if isinstance(root_index, bool) or not isinstance(root_index, int):
+        raise ValueError(f"root_index: expected an int, got {root_index!r}")
     if (pred_root is None or gt_root is None) and not -n <= root_index < n:
         raise ShapeError(f"root_index: expected an index into N={n} points, got {root_index}")
     if pred_root is None:
@@ -329,7 +331,11 @@ class PCKResult(NamedTuple):
 
 def _pck_from_fractions(point_curves: Tensor, thresholds: Tensor) -> PCKResult:
     span = torch.trapezoid(torch.ones_like(thresholds), thresholds)
-    point_auc = torch.trapezoid(point_curves, thresholds, dim=-1) / span
+    area = torch.trapezoid(point_curves, thresholds, dim=-1)
+    # A zero span (one threshold, or all equal): the AUC is the limit, the PCK itself.
+    point_auc = torch.where(
+        span > 0, area / torch.where(span > 0, span, 1.0), point_curves.mean(-1)
+    )
     return PCKResult(thresholds, point_curves.mean(-2), point_auc.mean(-1), point_curves, point_auc)
 
 
@@ -340,7 +346,9 @@ def pck_auc(errors: Tensor, thresholds: Tensor | None = None) -> PCKResult:
     fraction of samples with ``error <= t``; the AUC of point ``k`` is the trapezoid
     area under its curve divided by that of a curve of ones (the threshold span); the
     reported AUC is the mean of the per-point AUCs and the reported curve the mean of
-    the per-point curves.
+    the per-point curves. Where the thresholds span no interval (one threshold, or all
+    equal, e.g. all zero) the AUC is the limit of that definition: the PCK at the
+    threshold. A NaN error counts as a miss at every threshold.
 
     Args:
         errors: `(..., S, N)` metres, S samples of N points (e.g. from :func:`point_error`).
@@ -351,7 +359,8 @@ def pck_auc(errors: Tensor, thresholds: Tensor | None = None) -> PCKResult:
         A :class:`PCKResult`.
 
     Raises:
-        ShapeError: on wrong shapes or dtypes.
+        ShapeError: on wrong shapes or dtypes, no sample (``S = 0``), no point
+            (``N = 0``) or no threshold (``T = 0``).
 
     Example:
         >>> errors = torch.tensor([[0.0, 0.01], [0.02, 0.06]])  # 2 samples, 2 points
@@ -367,6 +376,10 @@ def pck_auc(errors: Tensor, thresholds: Tensor | None = None) -> PCKResult:
     if thresholds is None:
         thresholds = pck_thresholds(dtype=errors.dtype, device=errors.device)
     check(thresholds, "thresholds", "T")
+    for name, size in (("S", "samples"), ("N", "points"), ("T", "thresholds")):
+        if check.sizes[name] == 0:
+            arg = "thresholds" if name == "T" else "errors"
+            raise ShapeError(f"{arg}: expected at least one of the {size} ({name}), got none")
     below = errors.unsqueeze(-1) <= thresholds.to(errors.dtype)  # (..., S, N, T)
     fractions = below.to(errors.dtype).mean(-3)
     return _pck_from_fractions(fractions, thresholds.to(errors.dtype))
@@ -390,6 +403,8 @@ def _nearest_both_ways(pred: Tensor, gt: Tensor, chunk_elements: int) -> tuple[T
     """Distances `(..., P)` from each predicted point to the ground truth and `(..., G)` back."""
     batch = pred.shape[:-2]
     num_p, num_g = pred.shape[-2], gt.shape[-2]
+    if num_g == 0:  # no ground truth: every predicted point is infinitely far from it
+        return pred.new_full((*batch, num_p), math.inf), gt.new_zeros((*batch, 0))
     # Centre both on the ground truth's mean: cdist's matrix-product form then
     # loses no precision to the ~0.5 m camera-space offset.
     centre = gt.mean(-2, keepdim=True)
@@ -425,6 +440,8 @@ def f_score(
     through Open3D's point-cloud distances, names precision and recall the other way
     round; ``F`` is symmetric and identical.) The distances are computed in chunks of
     at most ``chunk_elements`` pairs, so 1,609-vertex meshes need no large buffers.
+    An empty set has a precision (empty prediction) or recall (empty ground truth) of
+    0, so ``F = 0``; a NaN point is never closer than a threshold.
 
     Args:
         pred: `(..., P, 3)` metres.
@@ -464,8 +481,10 @@ def f_score(
     gt = gt.to(dtype).expand(*batch, *gt.shape[-2:])
     to_gt, to_pred = _nearest_both_ways(pred, gt, chunk_elements)
     # Python-float comparisons: no threshold tensor is copied to the device.
-    precision = torch.stack([(to_gt < t).to(dtype).mean(-1) for t in thresholds], dim=-1)
-    recall = torch.stack([(to_pred < t).to(dtype).mean(-1) for t in thresholds], dim=-1)
+    # Fractions over possibly empty sets: the count divided by max(size, 1).
+    num_p, num_g = max(pred.shape[-2], 1), max(gt.shape[-2], 1)
+    precision = torch.stack([(to_gt < t).to(dtype).sum(-1) / num_p for t in thresholds], dim=-1)
+    recall = torch.stack([(to_pred < t).to(dtype).sum(-1) / num_g for t in thresholds], dim=-1)
     total = precision + recall
     f = torch.where(total > 0, 2.0 * precision * recall / torch.where(total > 0, total, 1.0), 0.0)
     return FScore(f.to(out_dtype), precision.to(out_dtype), recall.to(out_dtype))
@@ -673,7 +692,10 @@ class FreiHANDEvaluator:
       are equal, else ``"keypoints"``.
 
     When the counts differ, per-vertex errors are undefined and the ``mesh_*`` scores are
-    NaN; the F-scores are still computed. :meth:`update` keeps only per-point sums and
+    NaN; the F-scores are still computed. A sample whose prediction holds NaN or Inf
+    counts as infinitely wrong: its points miss at every PCK threshold, its F-scores
+    are 0 and the mean errors (``*_mean3d``) become ``inf`` (it is never aligned, so no
+    SVD sees it). :meth:`update` keeps only per-point sums and
     PCK counts on the device (memory independent of the data set size) and never
     synchronises with the host, except through :func:`torch.linalg.svd` on CUDA;
     :meth:`compute` moves the totals to the CPU. Median errors are not kept (the
@@ -715,8 +737,10 @@ class FreiHANDEvaluator:
                 "mesh_alignment: expected 'auto', 'own', 'keypoints' or "
                 f"'keypoints_official', got {mesh_alignment!r}"
             )
-        if not dtype.is_floating_point:
-            raise ValueError(f"dtype: expected a floating-point dtype, got {dtype}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(
+                f"dtype: expected a floating-point torch.dtype (e.g. torch.float64), got {dtype!r}"
+            )
         self.f_thresholds = tuple(float(t) for t in f_thresholds)
         if not self.f_thresholds:
             raise ValueError("f_thresholds: expected at least one threshold")
@@ -812,20 +836,32 @@ class FreiHANDEvaluator:
             t.detach().to(self.dtype) for t in (pred_xyz, pred_verts, gt_xyz, gt_verts)
         )
         thresholds = self._thresholds_on(pred_xyz.device)
+        # Non-finite predictions are replaced by a harmless stand-in (the ground truth,
+        # or zeros for another topology) before alignment, then scored as misses.
+        finite = torch.isfinite(pred_xyz).all(-1).all(-1) & torch.isfinite(pred_verts).all(-1).all(-1)
+        row = finite[:, None, None]
+        pred_xyz = torch.where(row, pred_xyz, gt_xyz)
+        pred_verts = torch.where(row, pred_verts, gt_verts if v == g else torch.zeros_like(pred_verts))
         xyz_al = procrustes_align(pred_xyz, gt_xyz, reflection=self.reflection).aligned
         verts_al = self._align_mesh(pred_xyz, pred_verts, gt_xyz, gt_verts)
 
-        self._acc["xyz"].add(point_error(pred_xyz, gt_xyz), thresholds)
-        self._acc["xyz_al"].add(point_error(xyz_al, gt_xyz), thresholds)
+        def errors(pred: Tensor, gt: Tensor) -> Tensor:
+            return torch.where(finite[:, None], point_error(pred, gt), math.inf)
+
+        self._acc["xyz"].add(errors(pred_xyz, gt_xyz), thresholds)
+        self._acc["xyz_al"].add(errors(xyz_al, gt_xyz), thresholds)
         self._mesh_defined = v == g
         if self._mesh_defined:
-            self._acc["mesh"].add(point_error(pred_verts, gt_verts), thresholds)
-            self._acc["mesh_al"].add(point_error(verts_al, gt_verts), thresholds)
+            self._acc["mesh"].add(errors(pred_verts, gt_verts), thresholds)
+            self._acc["mesh_al"].add(errors(verts_al, gt_verts), thresholds)
 
-        f_raw = f_score(pred_verts, gt_verts, self.f_thresholds, chunk_elements=self.chunk_elements)
-        f_al = f_score(verts_al, gt_verts, self.f_thresholds, chunk_elements=self.chunk_elements)
-        self._f = f_raw.f.sum(0) if self._f is None else self._f + f_raw.f.sum(0)
-        self._f_al = f_al.f.sum(0) if self._f_al is None else self._f_al + f_al.f.sum(0)
+        def f_sum(pred: Tensor) -> Tensor:
+            f = f_score(pred, gt_verts, self.f_thresholds, chunk_elements=self.chunk_elements).f
+            return torch.where(finite[:, None], f, 0.0).sum(0)
+
+        f_raw, f_al = f_sum(pred_verts), f_sum(verts_al)
+        self._f = f_raw if self._f is None else self._f + f_raw
+        self._f_al = f_al if self._f_al is None else self._f_al + f_al
         self.num_samples += pred_xyz.shape[0]
 
     def compute(self) -> FreiHANDResult:

@@ -609,6 +609,7 @@ def annotation_to_rectified(
         >>> torch.allclose(project(ann.points3d_cam, ann.intrinsics).points2d, ann.points2d, atol=1e-3)
         True
     """
+    _check_points(points3d_cam, "points3d_cam", "... M 3", rect)  # errors name this function's arguments
     return RectifiedAnnotation(
         points2d_to_rectified(points2d, rect),
         points3d_to_rectified(points3d_cam, rect),

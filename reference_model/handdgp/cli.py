@@ -1,5 +1,10 @@
 """The ``handdgp`` command line.
 
+A user's mistake or damaged input (a :class:`ValueError` such as the readers'
+``DataError`` or a config range error, an :class:`OSError` such as a missing
+file, a refused pickle) is printed as one ``error:`` line on stderr and exits
+with status 2, as argparse does for bad arguments.
+
 Each subcommand is one ``_cmd_<name>(args)`` function registered in ``_COMMANDS`` by
 ``_add_<name>(subparsers)``; heavy modules are imported inside the command, so
 ``handdgp --help`` stays fast. To add a subcommand, write both functions and append
@@ -79,6 +84,16 @@ def _cmd_export_template(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- make-data
 
 
+def _output_dir(text: str) -> Path:
+    """An output directory argument: not empty, not an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a directory, got an empty path")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, expected a directory")
+    return path
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -99,7 +114,7 @@ def _add_make_data(subparsers) -> None:
             "seed. Rerun the same command to resume an interrupted run."
         ),
     )
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--out", type=_output_dir, required=True, help="output directory")
     p.add_argument("--num", type=int, required=True, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
@@ -476,9 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``handdgp`` command line; returns the exit status."""
+    """Run the ``handdgp`` command line; returns the exit status.
+
+    0 on success; 2 for bad arguments (argparse exits) and for a user's error or
+    damaged data, printed as one ``error:`` line on stderr.
+    """
+    import pickle
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError, pickle.UnpicklingError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

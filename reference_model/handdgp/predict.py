@@ -349,12 +349,10 @@ def predict_image(
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    import cv2
+    """The image, checked (missing, undecodable or truncated: an error naming it)."""
+    from handdgp.data.imageio import read_rgb
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SystemExit(f"error: cannot read an image from {path}")
-    return np.ascontiguousarray(bgr[..., ::-1])
+    return read_rgb(path)
 
 
 def predict_command(args: argparse.Namespace, *, model_factory=None) -> int:

@@ -10,6 +10,12 @@ Determinism and resumption rest on three rules:
 3. Checkpoints are written atomically (a temporary file, then a rename), so a kill
    during a write leaves the previous checkpoint intact. They hold tensors and plain
    data only and load with ``torch.load(..., weights_only=True)``.
+
+The metrics log holds each step exactly once whatever the kill: on start it is cut
+back to the checkpoint's step (to nothing without a checkpoint, and a line cut short
+by the kill is dropped), and an evaluation due at the checkpoint's step whose record
+is missing (a kill during the final evaluation) is run again before training goes on.
+A batch with a non-finite value is refused before it reaches the network.
 """
 
 from __future__ import annotations
@@ -168,10 +174,9 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
-        if rank == 0:
-            _truncate_metrics(run_dir / METRICS, start_step)
     elif config.train.init_from:
         model.load_state_dict(load_checkpoint(config.train.init_from, map_location=device)["model"])
+    evaluated = _truncate_metrics(run_dir / METRICS, start_step) if rank == 0 else False
 
     sampler = EpochSampler(
         len(components.train_set),
@@ -216,8 +221,17 @@ def train(
     batches = iter(loader)
     model.train()
     try:
+        if evaluate is not None and start_step > 0 and _eval_due(config, start_step, total_steps):
+            if world > 1:
+                flag = [evaluated]
+                dist.broadcast_object_list(flag, src=0)
+                evaluated = flag[0]
+            if not evaluated:  # killed during this evaluation: its record was lost
+                _evaluate(model, components, evaluate, log, start_step, rank, world)
         while step < end_step:
-            batch = _to_device(next(batches), device)
+            cpu_batch = next(batches)
+            _check_finite_batch(cpu_batch, step + 1)
+            batch = _to_device(cpu_batch, device)
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step, total_steps)
             with autocast:
@@ -255,9 +269,7 @@ def train(
                 if log is not None:
                     log.flush()  # a hard kill must not lose log lines the checkpoint covers
                 _save(model, optimizer, config, step, checkpoint_path, rank)
-            if evaluate is not None and (
-                step % config.train.eval_every == 0 or step == total_steps
-            ):
+            if evaluate is not None and _eval_due(config, step, total_steps):
                 _evaluate(model, components, evaluate, log, step, rank, world)
     finally:
         if bar is not None:
@@ -281,11 +293,56 @@ def train(
     return {"steps": step, "total_steps": total_steps, "losses": running}
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log records of steps after the checkpoint: they will be redone."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in kept))
+def _eval_due(config: ExperimentConfig, step: int, total_steps: int) -> bool:
+    return step % config.train.eval_every == 0 or step == total_steps
+
+
+def _truncate_metrics(path: Path, step: int) -> bool:
+    """Keep only the log records of steps up to ``step`` (the checkpoint's; 0: none).
+
+    Records after it will be redone; a line cut short by a kill is dropped. The
+    log is rewritten atomically. Returns whether an evaluation record of ``step``
+    itself is kept.
+    """
+    if not path.exists():
+        return False
+    kept, evaluated = [], False
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            record_step = int(record["step"])
+        except (ValueError, TypeError, KeyError):
+            continue  # the tail of a write a kill interrupted
+        if record_step <= step:
+            kept.append(line)
+            evaluated = evaluated or (record_step == step and "eval" in record)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+    return evaluated
+
+
+def _check_finite_batch(batch: dict[str, Any], step: int) -> None:
+    """Refuse a batch holding NaN or Inf (checked on the host, before the network).
+
+    Raises:
+        ValueError: naming the step, the field and the samples' indices.
+    """
+    for name, value in batch.items():
+        if isinstance(value, Tensor) and value.is_floating_point():
+            finite = torch.isfinite(value.reshape(len(value), -1)).all(dim=1)
+            if not bool(finite.all()):
+                rows = (~finite).nonzero().flatten().tolist()
+                index = batch.get("index")
+                where = (
+                    f"batch rows {rows}"
+                    if index is None
+                    else f"data set samples {[int(index[r]) for r in rows]}"
+                )
+                raise ValueError(
+                    f"training step {step}: non-finite {name} (NaN or Inf) in {where}; "
+                    "check those samples' files"
+                )
 
 
 def _save(

@@ -561,3 +561,10 @@ class TestPinhole:
         K = random_intrinsics(2).requires_grad_(True)
         pinhole_to_intrinsics(intrinsics_to_pinhole(K, (4, 4))).sum().backward()
         assert torch.equal(K.grad, torch.ones_like(K))
+
+
+class TestProjectMinDepthMisuse:
+    @pytest.mark.parametrize("min_depth", ["0.1", True, 0.0, -1.0, None])
+    def test_refused(self, min_depth):
+        with pytest.raises(ValueError, match="min_depth: expected a positive Python number"):
+            project(torch.rand(4, 3), torch.eye(3), min_depth=min_depth)

@@ -614,3 +614,12 @@ class TestAnnotationToRectified:
             annotation_to_rectified(
                 torch.rand(2, 21, 3, dtype=F64), torch.rand(2, 21, 3, dtype=F64), rect
             )
+
+
+class TestAnnotationToRectifiedNames:
+    def test_errors_name_its_own_arguments(self):
+        K = torch.tensor([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
+        rect = rectify_camera(K, torch.tensor([469.5, 189.5, 569.5, 289.5]), mode="perspective")
+        with pytest.raises(ShapeError, match="points3d_cam") as error:
+            annotation_to_rectified(torch.rand(2, 2), torch.rand(2, 2), rect)
+        assert "points3d:" not in str(error.value)

@@ -190,3 +190,62 @@ class TestCommandLine:
     def test_rejects_bad_ranges(self):
         with pytest.raises(SystemExit):
             main(["make-data", "--out", "x", "--num", "3", "--focal-range", "-1", "10"])
+
+
+class TestKilledCleanUp:
+    """States a kill during the final clean-up of ``.parts`` can leave."""
+
+    def _reference(self, tmp_path):
+        out = make_dataset(tmp_path / "d", 3, seed=1, config=SMALL, workers=1, progress=False)
+        return out, _files(out)
+
+    def test_chunk_folder_with_files_unlinked_is_redone(self, tmp_path):
+        out, reference = self._reference(tmp_path)
+        # An older clean-up (rmtree of .parts) killed after unlinking K.part only.
+        chunk = out / ".parts" / "00000"
+        chunk.mkdir(parents=True)
+        for key in ANNOTATION_KEYS[1:]:
+            (chunk / f"{key}.part").write_bytes(b"[]")
+        make_dataset(out, 3, seed=1, config=SMALL, workers=1, progress=False)
+        assert _files(out) == reference
+
+    def test_leftover_finished_parts_are_removed(self, tmp_path, monkeypatch):
+        out = tmp_path / "d"
+        rmtree = synth.shutil.rmtree
+
+        def killed(path, *args, **kwargs):
+            if Path(path).name == ".parts.done" and Path(path).exists():
+                (Path(path) / "00000" / "K.part").unlink()
+                raise KeyboardInterrupt  # killed half-way through the removal
+            return rmtree(path, *args, **kwargs)
+
+        monkeypatch.setattr(synth.shutil, "rmtree", killed)
+        with pytest.raises(KeyboardInterrupt):
+            make_dataset(out, 3, seed=1, config=SMALL, workers=1, progress=False)
+        monkeypatch.setattr(synth.shutil, "rmtree", rmtree)
+        assert (out / ".parts.done").is_dir() and not (out / ".parts").exists()
+        stamp = (out / "training_K.json").stat().st_mtime_ns
+        make_dataset(out, 3, seed=1, config=SMALL, workers=1, progress=False)
+        assert not (out / ".parts.done").exists()  # cleaned, nothing redone
+        assert (out / "training_K.json").stat().st_mtime_ns == stamp
+        assert len(SyntheticHandDataset(out)) == 3
+
+
+class TestOutErrors:
+    def test_api(self, tmp_path):
+        with pytest.raises(ValueError, match="out: expected a directory"):
+            make_dataset("", 3, config=SMALL, progress=False)
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(NotADirectoryError, match="is a file"):
+            make_dataset(tmp_path / "file", 3, config=SMALL, progress=False)
+
+    @pytest.mark.parametrize("name", ["", "file"])
+    def test_command_line(self, tmp_path, capsys, name):
+        (tmp_path / "file").write_text("x")
+        out = str(tmp_path / name) if name else ""
+        with pytest.raises(SystemExit) as exit_info:
+            main(["make-data", "--out", out, "--num", "3"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "error:" in err and ("empty path" if not name else "is a file") in err
+        assert (tmp_path / "file").read_text() == "x"

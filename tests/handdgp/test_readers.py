@@ -180,7 +180,7 @@ class TestFreiHANDTraining:
         _write_json(tmp_path / "training_xyz.json", np.zeros((N + 1, 21, 3)))
         with pytest.raises(ValueError, match=r"training_xyz\.json"):
             FreiHANDDataset(tmp_path)
-        _write_json(tmp_path / "training_xyz.json", np.zeros((N, 21, 3)))
+        _write_json(tmp_path / "training_xyz.json", np.full((N, 21, 3), 0.6))
         os.remove(tmp_path / "training" / "rgb" / f"{N:08d}.jpg")
         with pytest.raises(FileNotFoundError, match=f"{N:08d}.jpg"):
             FreiHANDDataset(tmp_path)[N]

@@ -130,6 +130,85 @@ class TestSchedule:
             torch.testing.assert_close(value, first[name])
 
 
+def _log(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r["step"] for r in records if "eval" not in r], [r["step"] for r in records if "eval" in r]
+
+
+class TestKillAndResume:
+    """Each state a kill can leave; resuming must log every step exactly once."""
+
+    def test_kill_during_the_first_checkpoint(self, tmp_path, monkeypatch):
+        import handdgp.train as training
+
+        config = toy_config()
+        config.train.checkpoint_every = 4
+        atomic_save = training._atomic_save
+
+        def killed(obj, path):
+            path.with_suffix(path.suffix + ".tmp").write_bytes(b"half a checkpoint")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(training, "_atomic_save", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path, components(), progress=False)
+        assert _log(tmp_path)[0] == [1, 2, 3, 4] and not (tmp_path / "checkpoint.pt").exists()
+        monkeypatch.setattr(training, "_atomic_save", atomic_save)
+        train(config, tmp_path, components(), progress=False)
+        assert _log(tmp_path)[0] == list(range(1, 13))
+
+    def test_kill_during_the_final_evaluation(self, tmp_path):
+        config = toy_config()
+        parts = TrainingComponents(toy_net(), toy_hierarchy()[3], ToyCrops(size=24), ToyCrops(8))
+        calls = []
+
+        def killed_at_the_end(model, dataset):
+            calls.append(1)
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path, parts, evaluate=killed_at_the_end, progress=False)
+        assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 12 and calls
+        assert _log(tmp_path) == (list(range(1, 13)), [])
+        train(config, tmp_path, parts, evaluate=lambda m, d: {"x_mm": 1.0}, progress=False)
+        assert _log(tmp_path) == (list(range(1, 13)), [12])
+        assert (tmp_path / "model.pt").exists()
+        # A further rerun of the finished run neither repeats nor loses anything.
+        train(config, tmp_path, parts, evaluate=lambda m, d: {"x_mm": 2.0}, progress=False)
+        assert _log(tmp_path) == (list(range(1, 13)), [12])
+
+    def test_kill_mid_line(self, tmp_path):
+        config = toy_config()
+        train(config, tmp_path, components(), stop_after=3, progress=False)
+        with (tmp_path / "metrics.jsonl").open("a") as log:
+            log.write('{"step": 4, "lo')  # a write cut short
+        train(config, tmp_path, components(), progress=False)
+        assert _log(tmp_path)[0] == list(range(1, 13))
+
+    def test_a_fresh_run_starts_a_fresh_log(self, tmp_path):
+        (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 5.0}\n')
+        train(toy_config(max_steps=2), tmp_path, components(), progress=False)
+        assert _log(tmp_path)[0] == [1, 2]
+
+
+class _NaNCrops(ToyCrops):
+    def __getitem__(self, key):
+        item = super().__getitem__(key)
+        item["image"][0, 0, 0] = float("nan")
+        item["index"] = key[0]
+        return item
+
+
+class TestNonFiniteBatch:
+    def test_refused_before_the_network(self, tmp_path, monkeypatch):
+        net = toy_net()
+        monkeypatch.setattr(net, "forward", lambda *a: pytest.fail("the network ran"))
+        parts = TrainingComponents(net, toy_hierarchy()[3], _NaNCrops(size=24))
+        with pytest.raises(ValueError, match=r"step 1: non-finite image .* data set samples \["):
+            train(toy_config(), tmp_path, parts, progress=False)
+
+
 class TestDistributed:
     def test_two_gloo_processes_keep_identical_replicas(self, tmp_path):
         import os

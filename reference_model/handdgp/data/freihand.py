@@ -18,6 +18,12 @@ the ground-truth ``evaluation_xyz.json`` and ``evaluation_verts.json``.
 N is taken from the length of the intrinsics file, so small fixtures work.
 FreiHAND keypoints are already in our order and in the OpenCV camera frame.
 
+Everything read is checked: each annotation file must hold N entries of the
+stated shape with finite values, intrinsics positive focal lengths, keypoints
+positive depths, images and masks must decode completely. A damaged file
+raises one :class:`~handdgp.data.imageio.DataError` naming the file, the first
+bad sample and the problem.
+
 Synthetic sets: the training layout with one version (files 0..N-1), plus
 ``training_visibility.json`` (N x 21 booleans) and ``training_params.json``
 (the generator's pose/shape parameters: a list of N objects of named number
@@ -33,7 +39,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from .imageio import load_json, load_json_array, read_mask, read_rgb
+from .imageio import DataError, load_json, load_json_array, read_mask, read_rgb
 from .sample import HandSample, project_points
 
 __all__ = ["FREIHAND_VERSIONS", "FreiHANDDataset", "SyntheticHandDataset"]
@@ -67,12 +73,16 @@ class _FreiHANDLayout(Dataset[HandSample]):
         k_file = Path(f"{ann}_K.json")
         if not k_file.is_file():
             raise FileNotFoundError(f"{k_file} not found: is {self.root} a FreiHAND-layout root?")
-        self.intrinsics = load_json_array(k_file).reshape(-1, 3, 3)
+        self.intrinsics = _checked_array(k_file, load_json_array(k_file), None, (3, 3))
         self.num_samples = len(self.intrinsics)
+        _check_intrinsics(k_file, self.intrinsics)
         self.keypoints3d = self._optional(f"{ann}_xyz.json", (21, 3))
+        if self.keypoints3d is not None:
+            _check_depth(Path(f"{ann}_xyz.json"), self.keypoints3d)
         self.vertices = self._optional(f"{ann}_verts.json", (-1, 3)) if load_vertices else None
-        scale = self._optional(f"{ann}_scale.json", ())
-        self.scale = None if scale is None else scale.reshape(-1)
+        self.scale = self._optional(f"{ann}_scale.json", ())
+        if self.scale is not None:
+            _check_positive(Path(f"{ann}_scale.json"), self.scale, "reference bone length")
         mask_dir = self.root / split / "mask"
         self._masks = load_masks and mask_dir.is_dir()
 
@@ -80,12 +90,7 @@ class _FreiHANDLayout(Dataset[HandSample]):
         path = Path(name)
         if not path.is_file():
             return None
-        array = load_json_array(path)
-        if len(array) != self.num_samples:
-            raise ValueError(
-                f"{path}: {len(array)} entries, but the intrinsics file has {self.num_samples}"
-            )
-        return array.reshape(self.num_samples, *shape)
+        return _checked_array(path, load_json_array(path), self.num_samples, shape)
 
     def __len__(self) -> int:
         return self.num_samples * len(self._slots)
@@ -100,11 +105,18 @@ class _FreiHANDLayout(Dataset[HandSample]):
         slot, sample_id = divmod(index, self.num_samples)
         version, position = self._slots[slot]
         file_id = sample_id + self.num_samples * position
-        image = read_rgb(self.root / self.split / "rgb" / f"{file_id:08d}.jpg")
+        image = read_rgb(self.root / self.split / "rgb" / f"{file_id:08d}.jpg", index)
         mask = None
         if self._masks:
             mask_path = self.root / self.split / "mask" / f"{sample_id:08d}.jpg"
-            mask = read_mask(mask_path, self.mask_threshold)
+            mask = read_mask(mask_path, self.mask_threshold, index)
+            if mask.shape != image.shape[:2]:
+                raise DataError(
+                    mask_path,
+                    f"mask of {mask.shape[1]} x {mask.shape[0]} pixels, but the image "
+                    f"is {image.shape[1]} x {image.shape[0]}",
+                    index,
+                )
         K = self.intrinsics[sample_id]
         keypoints3d = keypoints2d = root = None
         if self.keypoints3d is not None:
@@ -286,8 +298,73 @@ def _per_sample_params(raw: Any, count: int, path: Path) -> dict[str, np.ndarray
         columns = {"params": raw}
     else:
         raise ValueError(f"{path}: expected a list or an object, got {type(raw).__name__}")
-    params = {k: np.asarray(v, dtype=np.float32) for k, v in columns.items()}
-    for name, values in params.items():
-        if len(values) != count:
-            raise ValueError(f"{path}: {name} has {len(values)} entries, expected {count}")
+    params = {}
+    for name, values in columns.items():
+        try:
+            params[name] = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise DataError(path, f"{name}: expected lists of numbers ({error})") from error
+        if params[name].ndim == 0 or len(params[name]) != count:
+            size = len(params[name]) if params[name].ndim else "no"
+            raise DataError(path, f"{name} has {size} entries, expected {count}")
+        _check_finite(path, params[name], name)
     return params
+
+
+def _checked_array(
+    path: Path, array: np.ndarray, count: int | None, shape: tuple[int, ...]
+) -> np.ndarray:
+    """``array`` as `(count, *shape)` (-1 in ``shape``: any size), finite, or a DataError.
+
+    Each entry may hold its values in any nesting with the right number of them
+    (FreiHAND's ``training_mano.json`` stores `(1, 61)` per sample).
+    """
+    expected = "x".join("V" if d < 0 else str(d) for d in shape) or "a number"
+    if array.ndim == 0:
+        raise DataError(path, f"expected a list of {expected} entries, got a single number")
+    if count is not None and len(array) != count:
+        raise DataError(
+            path, f"{len(array)} entries, but the intrinsics file has {count}"
+        )
+    try:
+        array = array.reshape(len(array), *shape)
+    except ValueError:
+        raise DataError(
+            path, f"expected {expected} values per sample, got shape {array.shape[1:]}"
+        ) from None
+    _check_finite(path, array)
+    return array
+
+
+def _check_finite(path: Path, array: np.ndarray, what: str = "") -> None:
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(path, f"{what + ': ' if what else ''}non-finite value (NaN or Inf)", index)
+
+
+def _check_positive(path: Path, values: np.ndarray, what: str) -> None:
+    bad = ~(values.reshape(len(values), -1) > 0).all(axis=1)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(path, f"{what} {values[index].tolist()}, expected > 0", index)
+
+
+def _check_intrinsics(path: Path, K: np.ndarray) -> None:
+    """Positive focal lengths and a ``[0, 0, 1]`` last row."""
+    focal = np.stack([K[:, 0, 0], K[:, 1, 1]], axis=1)
+    _check_positive(path, focal, "focal lengths (fx, fy) =")
+    bad = ~(K[:, 2] == np.array([0.0, 0.0, 1.0], K.dtype)).all(axis=1)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(path, f"last row {K[index, 2].tolist()}, expected [0, 0, 1]", index)
+
+
+def _check_depth(path: Path, points: np.ndarray) -> None:
+    """Keypoints in front of the camera (positive z), as projecting them needs."""
+    bad = ~(points[..., 2] > 0).all(axis=1)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise DataError(
+            path, f"keypoint depth {points[index, :, 2].min():g} m, expected > 0", index
+        )

@@ -13,7 +13,11 @@ HO3D coordinates are OpenGL camera coordinates (y up, z backward); we turn
 them into OpenCV ones with ``diag(1, -1, -1)`` and reorder the joints from
 HO3D's order (0 wrist; 1-3 index; 4-6 middle; 7-9 pinky; 10-12 ring;
 13-15 thumb; 16-20 tips of thumb, index, middle, ring, pinky) to FreiHAND's.
-Meta pickles are read with :func:`handdgp.data.safe_pickle.load_pickle`.
+Meta pickles are read with :func:`handdgp.data.safe_pickle.load_pickle`. A meta
+file that does not unpickle to a dict, lacks ``camMat``, holds arrays of the
+wrong size, non-finite values, a non-positive focal length or keypoints behind
+the camera, or an image that is missing, truncated or undecodable, raises one
+:class:`~handdgp.data.imageio.DataError` naming the file and the sample index.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from .imageio import read_rgb
+from .imageio import DataError, read_rgb
 from .safe_pickle import load_pickle
 from .sample import HandSample, project_points
 
@@ -32,7 +36,7 @@ __all__ = ["HO3D_TO_FREIHAND", "HO3DDataset", "opengl_to_opencv"]
 #: ``freihand_keypoints = ho3d_keypoints[HO3D_TO_FREIHAND]``.
 HO3D_TO_FREIHAND = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
 _SPLITS = ("train", "evaluation")
-_PARAM_KEYS = {"handPose": "pose", "handBeta": "shape", "handTrans": "trans"}
+_PARAM_KEYS = {"handPose": ("pose", 48), "handBeta": ("shape", 10), "handTrans": ("trans", 3)}
 
 
 def opengl_to_opencv(points: np.ndarray) -> np.ndarray:
@@ -106,30 +110,51 @@ class HO3DDataset(Dataset[HandSample]):
         index %= len(self)
         seq, frame = self.frames[index]
         folder = self.root / self.split / seq
-        meta = load_pickle(folder / "meta" / f"{frame}.pkl")
-        K = np.asarray(meta["camMat"], np.float32).reshape(3, 3)
+        meta_file = folder / "meta" / f"{frame}.pkl"
+        meta = load_pickle(meta_file)
+        if not isinstance(meta, dict) or meta.get("camMat") is None:
+            raise DataError(meta_file, "expected a dict with a 'camMat' entry", index)
+
+        def array(key: str, sizes: tuple[int, ...]) -> np.ndarray:
+            try:
+                value = np.asarray(meta[key], np.float32).reshape(-1)
+            except (TypeError, ValueError) as error:
+                raise DataError(meta_file, f"{key}: expected numbers ({error})", index) from None
+            if value.size not in sizes:
+                expected = " or ".join(str(s) for s in sizes)
+                raise DataError(meta_file, f"{key}: {value.size} values, expected {expected}", index)
+            if not np.isfinite(value).all():
+                raise DataError(meta_file, f"{key}: non-finite value (NaN or Inf)", index)
+            return value
+
+        K = array("camMat", (9,)).reshape(3, 3)
+        if not (K[0, 0] > 0 and K[1, 1] > 0):
+            raise DataError(
+                meta_file, f"camMat: focal lengths ({K[0, 0]:g}, {K[1, 1]:g}), expected > 0", index
+            )
         keypoints3d = keypoints2d = root = None
-        joints = meta.get("handJoints3D")
-        if joints is not None:
-            joints = opengl_to_opencv(np.asarray(joints).reshape(-1, 3))
+        if meta.get("handJoints3D") is not None:
+            joints = opengl_to_opencv(array("handJoints3D", (3, 63)).reshape(-1, 3))
+            if not (joints[:, 2] > 0).all():
+                raise DataError(meta_file, "handJoints3D: a joint behind the camera", index)
             if len(joints) == 21:
                 keypoints3d = joints[list(HO3D_TO_FREIHAND)]
                 keypoints2d = project_points(keypoints3d, K)
             root = joints[0].copy()
-        bbox = meta.get("handBoundingBox")
+        bbox = None if meta.get("handBoundingBox") is None else array("handBoundingBox", (4,))
         params = {
-            name: np.asarray(meta[key], np.float32).reshape(-1)
-            for key, name in _PARAM_KEYS.items()
+            name: array(key, (size,))
+            for key, (name, size) in _PARAM_KEYS.items()
             if meta.get(key) is not None
         }
         return HandSample(
-            image=read_rgb(folder / "rgb" / f"{frame}{self.image_ext}"),
+            image=read_rgb(folder / "rgb" / f"{frame}{self.image_ext}", index),
             intrinsics=K,
             index=index,
             source=f"ho3d/{self.split}/{seq}/{frame}",
             keypoints3d=keypoints3d,
             keypoints2d=keypoints2d,
             root=root,
-            bbox=None if bbox is None else np.asarray(bbox, np.float32).reshape(4),
+            bbox=bbox,
             params=params or None,
         )

@@ -1,4 +1,9 @@
-"""Image and JSON file reading shared by the data-set readers (OpenCV, imported lazily)."""
+"""File reading shared by the data-set readers: images, JSON, and :class:`DataError`.
+
+Every reader checks what it loads and reports a damaged file with one
+:class:`DataError` naming the file, the sample (when the problem belongs to
+one) and the problem. OpenCV is imported lazily.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,126 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_json", "load_json_array", "read_mask", "read_rgb"]
+__all__ = ["DataError", "load_json", "load_json_array", "read_mask", "read_rgb"]
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as `(H, W, 3)` uint8 RGB.
+class DataError(ValueError):
+    """A data file that cannot be used.
+
+    Attributes:
+        path: the file.
+        index: the sample the problem belongs to, or None for the whole file.
+        problem: what is wrong, with the expected and the actual value.
+
+    Example:
+        >>> str(DataError("set/training_K.json", "focal length fx = 0.0, expected > 0", 3))
+        'set/training_K.json, sample 3: focal length fx = 0.0, expected > 0'
+    """
+
+    def __init__(self, path: str | Path, problem: str, index: int | None = None) -> None:
+        self.path, self.problem, self.index = Path(path), problem, index
+        where = str(path) if index is None else f"{path}, sample {index}"
+        super().__init__(f"{where}: {problem}")
+
+
+def _read_bytes(path: Path, index: int | None) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise DataError(path, f"cannot read the file ({error.strerror or error})", index) from error
+
+
+def _incomplete(data: bytes) -> str | None:
+    """Why an encoded JPEG or PNG is cut short, or None when it is complete.
+
+    OpenCV decodes a truncated JPEG without an error (the missing rows come out
+    grey), so completeness is checked on the bytes: a JPEG's end-of-image marker
+    must follow its last start-of-scan marker (0xFF cannot occur inside
+    entropy-coded data without a stuffed zero), and a PNG must hold its IEND chunk.
+    """
+    if data[:2] == b"\xff\xd8":
+        if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda") or b"\xff\xda" not in data:
+            return "truncated JPEG (no end-of-image marker after the last scan)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+def _decode(path: str | Path, flags: int, index: int | None) -> np.ndarray:
+    import cv2
+
+    path = Path(path)
+    data = _read_bytes(path, index)
+    if not data:
+        raise DataError(path, "empty image file", index)
+    problem = _incomplete(data)
+    if problem is not None:
+        raise DataError(path, problem, index)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None or image.size == 0:
+        raise DataError(path, "cannot decode the image (not a JPEG/PNG OpenCV reads)", index)
+    return image
+
+
+def read_rgb(path: str | Path, index: int | None = None) -> np.ndarray:
+    """Read a complete image file as `(H, W, 3)` uint8 RGB.
+
+    Args:
+        path: the image file.
+        index: the sample it belongs to, named in errors.
 
     Raises:
-        FileNotFoundError: if the file is missing or cannot be decoded.
+        FileNotFoundError: if the file is missing.
+        DataError: if it cannot be read or decoded, or is truncated.
     """
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR, index), cv2.COLOR_BGR2RGB)
 
 
-def read_mask(path: str | Path, threshold: int) -> np.ndarray:
+def read_mask(path: str | Path, threshold: int, index: int | None = None) -> np.ndarray:
     """Read a mask image's first channel as `(H, W)` bool, True where above ``threshold``.
 
     JPEG masks (FreiHAND) carry compression noise around the edges; a high
     threshold keeps only confidently-foreground pixels.
 
     Raises:
-        FileNotFoundError: if the file is missing or cannot be decoded.
+        FileNotFoundError: if the file is missing.
+        DataError: if it cannot be read or decoded, or is truncated.
     """
     import cv2
 
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise FileNotFoundError(f"cannot read mask {path}")
+    mask = _decode(path, cv2.IMREAD_UNCHANGED, index)
     if mask.ndim == 3:
         mask = mask[..., 0]
     return mask > threshold
 
 
 def load_json(path: str | Path) -> Any:
-    """Parse a JSON file."""
-    with open(path) as f:
-        return json.load(f)
+    """Parse a JSON file.
+
+    Raises:
+        DataError: if the file cannot be read or is not valid JSON.
+    """
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        raise DataError(path, f"not a readable JSON file ({error})") from error
 
 
 def load_json_array(path: str | Path, dtype: Any = np.float32) -> np.ndarray:
-    """Parse a JSON file holding a (nested) list of numbers into one array."""
-    return np.asarray(load_json(path), dtype=dtype)
+    """Parse a JSON file holding a (nested) list of numbers into one array.
+
+    Raises:
+        DataError: if the file is not JSON, or its lists are ragged or hold non-numbers.
+    """
+    raw = load_json(path)
+    try:
+        return np.asarray(raw, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise DataError(path, f"expected a regular nested list of numbers ({error})") from error

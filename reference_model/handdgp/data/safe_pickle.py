@@ -26,8 +26,6 @@ _NUMPY_GLOBALS = {
 _OTHER_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
-    # Python 3 pickles of bytes at protocol < 3 call _codecs.encode(text, "latin1").
-    ("_codecs", "encode"),
     ("builtins", "set"),
     ("builtins", "frozenset"),
     ("builtins", "complex"),
@@ -35,8 +33,24 @@ _OTHER_GLOBALS = {
 }
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What Python 3 pickles of bytes at protocol < 3 call ``_codecs.encode`` for.
+
+    Stands in for ``_codecs.encode`` (which would apply any registered codec):
+    only ``str`` to ``bytes`` in latin-1.
+    """
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 "
+            "bytes are allowed"
+        )
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         for prefix in ("numpy.core.", "numpy._core."):
             if module.startswith(prefix) and (module[len(prefix) :], name) in _NUMPY_GLOBALS:
                 submodule = module[len(prefix) :]

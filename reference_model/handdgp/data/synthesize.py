@@ -33,7 +33,10 @@ software stack (OpenCV's JPEG encoder and Mesa's rasteriser). Samples are
 processed in chunks (256 by default); a finished chunk's annotations go to
 ``DIR/.parts/<chunk>`` (renamed into place once complete), so an interrupted run
 restarted with the same command redoes only the unfinished chunks. The JSON lists are
-assembled at the end and the parts removed.
+assembled at the end; then ``.parts`` is renamed to ``.parts.done`` and removed, so a
+kill during the removal leaves a finished set (the leftover is removed on the next
+run). A chunk folder missing any of its files (left by an older version's clean-up)
+is redone.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import torch
 from handdgp.hand import HandModel, HandTemplate, load_template
 
 from . import appearance, gl
+from .imageio import load_json
 from .render import Light, intrinsics_to_gl_projection, render_mesh, vertex_normals
 from .scenes import (
     BLOCK_SIZE,
@@ -462,7 +466,9 @@ def make_dataset(
         ``out`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: on bad arguments, or if ``out`` holds a set made with other settings.
+        ValueError: on bad arguments (an empty ``out``), or if ``out`` holds a set made
+            with other settings.
+        NotADirectoryError: if ``out`` is an existing file.
 
     Example:
         >>> import tempfile
@@ -476,6 +482,11 @@ def make_dataset(
         >>> tmp.cleanup()
     """
     config = SceneConfig() if config is None else config
+    if not str(out).strip():
+        raise ValueError(f"out: expected a directory, got {str(out)!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out: {out} is a file, expected a directory")
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num: expected a positive integer, got {num!r}")
     if chunk_size < BLOCK_SIZE or chunk_size % BLOCK_SIZE:
@@ -484,12 +495,12 @@ def make_dataset(
         raise ValueError(f"workers: expected at least 1, got {workers}")
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality: expected 1..100, got {jpeg_quality}")
-    out = Path(out)
     settings = _settings(num, seed, chunk_size, config, jpeg_quality)
     settings_file = out / "synthesis.json"
     parts = out / ".parts"
+    finished_parts = out / ".parts.done"
     if settings_file.is_file():
-        previous = json.loads(settings_file.read_text())
+        previous = load_json(settings_file)
         if previous != settings:
             raise ValueError(
                 f"{out} holds a data set made with other settings ({settings_file}); "
@@ -498,6 +509,7 @@ def make_dataset(
         if not parts.exists() and all(
             (out / f"training_{k}.json").is_file() for k in ANNOTATION_KEYS
         ):
+            shutil.rmtree(finished_parts, ignore_errors=True)  # a kill during the clean-up
             return out  # already complete
     for sub in ("rgb", "mask"):
         (out / "training" / sub).mkdir(parents=True, exist_ok=True)
@@ -507,6 +519,12 @@ def make_dataset(
         shutil.rmtree(stale, ignore_errors=True)
 
     num_chunks = -(-num // chunk_size)
+    for c in range(num_chunks):
+        chunk_dir = parts / f"{c:05d}"
+        if chunk_dir.is_dir() and not all(
+            (chunk_dir / f"{k}.part").is_file() for k in ANNOTATION_KEYS
+        ):
+            shutil.rmtree(chunk_dir)  # half removed: redo it
     blocks_per_chunk = chunk_size // BLOCK_SIZE
     num_blocks = -(-num // BLOCK_SIZE)
     todo = [c for c in range(num_chunks) if not (parts / f"{c:05d}").is_dir()]
@@ -556,7 +574,9 @@ def make_dataset(
     finally:
         bar.close()
     _assemble(out, parts, num_chunks)
-    shutil.rmtree(parts)
+    shutil.rmtree(finished_parts, ignore_errors=True)
+    os.replace(parts, finished_parts)  # from here on the set is complete
+    shutil.rmtree(finished_parts)
     return out
 
 
