@@ -1,7 +1,7 @@
 """Pinhole intrinsics: build, invert, project, unproject, crop and resize.
 
 Every function here follows one convention (see the Conventions page,
-docs/conventions.md):
+https://dgpgeom.readthedocs.io/en/latest/conventions/):
 
 - OpenCV camera axes: x right, y down, z forward; column vectors.
 - Pixel centres lie on integer coordinates, in (x, y) order: pixel ``(0, 0)``
@@ -85,7 +85,7 @@ def intrinsics_from_params(
 ) -> Tensor:
     """Build intrinsics matrices from focal lengths, principal point and skew.
 
-    See the Conventions page (docs/conventions.md).
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
 
     Args:
         fx: `(...)` focal length along x, pixels.
@@ -142,7 +142,8 @@ def intrinsics_from_params(
 def invert_intrinsics(intrinsics: Tensor) -> Tensor:
     """Invert intrinsics matrices in closed form.
 
-    See the Conventions page (docs/conventions.md). Reads only ``fx, s, cx,
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    Reads only ``fx, s, cx,
     fy, cy``; the exact inverse of ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
     is ``[[1/fx, -s/(fx fy), (s cy - cx fy)/(fx fy)], [0, 1/fy, -cy/fy],
     [0, 0, 1]]``. ``fx`` and ``fy`` must be non-zero.
@@ -180,7 +181,8 @@ def invert_intrinsics(intrinsics: Tensor) -> Tensor:
 def normalize_points(points2d: Tensor, intrinsics: Tensor) -> Tensor:
     """Map pixels to normalised image coordinates, ``K⁻¹ [u, v, 1]ᵀ`` without forming ``K⁻¹``.
 
-    See the Conventions page (docs/conventions.md). Computes ``ỹ = (v - cy) /
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    Computes ``ỹ = (v - cy) /
     fy`` and ``x̃ = (u - cx - s ỹ) / fx``: six arithmetic operations, no matrix
     inverse, no host synchronisation, so it runs under
     ``torch.compile(fullgraph=True)``, ``torch.func.vmap`` and on ``meta``
@@ -223,7 +225,7 @@ def _normalize(p: Tensor, k: Tensor) -> Tensor:
 def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3) -> Projection:
     """Project camera-space points to pixels.
 
-    See the Conventions page (docs/conventions.md).
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
 
     Points at or behind the plane ``z = min_depth`` have no meaningful image.
     Rather than dividing by a zero or negative depth, their depth is clamped to
@@ -273,7 +275,8 @@ def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3
 def unproject(points2d: Tensor, depth: Tensor, intrinsics: Tensor) -> Tensor:
     """Lift pixels with known depth to camera-space points.
 
-    See the Conventions page (docs/conventions.md). ``depth`` is the z
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    ``depth`` is the z
     coordinate (not the distance along the ray): the result is ``depth · K⁻¹
     [u, v, 1]ᵀ``.
 
@@ -309,7 +312,8 @@ def unproject(points2d: Tensor, depth: Tensor, intrinsics: Tensor) -> Tensor:
 def crop_transform(boxes: Tensor, size: Sequence[int] | None = None) -> Tensor:
     """Pixel map from an image to its crop (optionally resized), as a 3×3 matrix.
 
-    See the Conventions page (docs/conventions.md). The box ``(x0, y0, x1,
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The box ``(x0, y0, x1,
     y1)`` has its corners on pixel edges, so the crop of size ``(H', W')``
     covers it exactly: ``u' = (u - x0) · W' / (x1 - x0) - 0.5`` and ``v' =
     (v - y0) · H' / (y1 - y0) - 0.5``. Without ``size`` there is no resize:
@@ -364,7 +368,8 @@ def _crop_coefficients(
 def crop_intrinsics(intrinsics: Tensor, boxes: Tensor, size: Sequence[int] | None = None) -> Tensor:
     """Intrinsics of a crop, optionally resized to ``size``.
 
-    See the Conventions page (docs/conventions.md). The result is ``A · K``
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The result is ``A · K``
     with ``A = crop_transform(boxes, size)``, computed entry-wise: with ``sx =
     W' / (x1 - x0)`` and ``sy = H' / (y1 - y0)`` (both 1 without ``size``),
     ``fx' = sx·fx``, ``s' = sx·s``, ``cx' = sx·(cx - x0) - 0.5``, ``fy' =
@@ -415,7 +420,8 @@ def _scale_shift_intrinsics(k: Tensor, sx: Tensor, sy: Tensor, tx: Tensor, ty: T
 def resize_intrinsics(intrinsics: Tensor, size: Sequence[int], new_size: Sequence[int]) -> Tensor:
     """Intrinsics of an image resized from ``size`` to ``new_size``.
 
-    See the Conventions page (docs/conventions.md). With pixel centres on
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    With pixel centres on
     integers the image spans ``[-0.5, W - 0.5]``, so a resize maps ``u' = (u +
     0.5)·W'/W - 0.5`` (and likewise for ``v``), not ``u' = u·W'/W``: ``fx' =
     fx·W'/W``, ``s' = s·W'/W``, ``cx' = (cx + 0.5)·W'/W - 0.5``. (kornia's
@@ -457,7 +463,8 @@ def intrinsics_to_pinhole(
 ) -> PinholeCamera:
     """Wrap intrinsics in a ``kornia.geometry.camera.PinholeCamera``.
 
-    See the Conventions page (docs/conventions.md). kornia's cameras use the
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    kornia's cameras use the
     same integer-pixel-centre convention and store `(B, 4, 4)` matrices plus
     the image height and width.
 
@@ -505,7 +512,8 @@ def intrinsics_to_pinhole(
 def pinhole_to_intrinsics(camera: PinholeCamera) -> Tensor:
     """Read the `(B, 3, 3)` intrinsics of a ``kornia.geometry.camera.PinholeCamera``.
 
-    See the Conventions page (docs/conventions.md). The extrinsics and image
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The extrinsics and image
     size are not part of the result; read ``camera.extrinsics``,
     ``camera.height`` and ``camera.width`` for those.
 

@@ -13,7 +13,8 @@ plain L1 loss, 30 with Huber, weights and a mask), the fused version nothing but
 references to its inputs; its backward also peaks lower (``benchmarks/bench_losses.py``
 measures both).
 
-Shared conventions (see the Conventions page, ``docs/conventions.md``):
+Shared conventions (see the Conventions page,
+https://dgpgeom.readthedocs.io/en/latest/conventions/):
 
 - ``intrinsics`` are ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``; a point projects to
   ``(u, v) = K[:2, :2] @ (x/z, y/z) + K[:2, 2]``. The last row of ``K`` is not read
@@ -343,7 +344,8 @@ def reprojection_loss(
     The backward pass is fused: nothing but the inputs is saved, the projection is
     recomputed, and the backward is itself differentiable (double backward works).
     Runs under :func:`torch.func.vmap`, :func:`torch.func.grad` and ``torch.compile``.
-    See the Conventions page (``docs/conventions.md``) for pixels and intrinsics.
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/)
+    for pixels and intrinsics.
 
     Args:
         points3d_cam: `(..., N, 3)` metres, camera frame (x right, y down, z forward).

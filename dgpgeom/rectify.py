@@ -18,7 +18,8 @@ Two modes:
   no perspective distortion; 3D results come back with ``Rᵀ``
   (:func:`points3d_to_original`, :func:`translation_to_original`).
 
-See the Conventions page (docs/conventions.md) for pixel centres and boxes.
+See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/)
+for pixel centres and boxes.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def rectify_camera(
     """Canonical intrinsics and pixel maps of a rectification, without touching images.
 
     See :func:`rectify` for the geometry and the Conventions page
-    (docs/conventions.md). Use this to map annotations or predictions when the
+    (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    Use this to map annotations or predictions when the
     images are warped elsewhere, or with :func:`warp_to_rectified`.
 
     Args:
@@ -251,7 +253,7 @@ def warp_to_rectified(
 ) -> Tensor:
     """Resample images into the rectified crops described by ``rect``.
 
-    See the Conventions page (docs/conventions.md). Uses kornia's
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/). Uses kornia's
     ``warp_affine`` (affine maps) or ``warp_perspective`` with
     ``align_corners=True``, whose pixel grid has integer pixel centres like
     ours, so the image warp agrees with :func:`points2d_to_rectified`.
@@ -319,7 +321,7 @@ def rectify(
 ) -> Rectification:
     """Rectify image crops to a canonical camera (HandDGP §3.3), in one warp.
 
-    See the Conventions page (docs/conventions.md).
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
 
     **Geometry.** The output crop of ``size`` ``(H', W')`` has its centre at
     ``((W' - 1) / 2, (H' - 1) / 2)`` (111.5 for 224, under integer pixel
@@ -437,7 +439,7 @@ def _check_points(points: Tensor, name: str, pattern: str, rect: Rectification) 
 def points2d_to_rectified(points2d: Tensor, rect: Rectification) -> Tensor:
     """Map original pixels into the rectified crop.
 
-    See the Conventions page (docs/conventions.md). Applies
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/). Applies
     ``rect.from_original`` with a homogeneous divide.
 
     Args:
@@ -464,7 +466,7 @@ def points2d_to_rectified(points2d: Tensor, rect: Rectification) -> Tensor:
 def points2d_to_original(points2d: Tensor, rect: Rectification) -> Tensor:
     """Map rectified pixels (e.g. 2D predictions) back to original pixels.
 
-    See the Conventions page (docs/conventions.md). Applies
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/). Applies
     ``rect.to_original`` with a homogeneous divide.
 
     Args:
@@ -490,7 +492,8 @@ def points2d_to_original(points2d: Tensor, rect: Rectification) -> Tensor:
 def points3d_to_rectified(points3d: Tensor, rect: Rectification) -> Tensor:
     """Rotate points from the original into the rectified camera frame, ``R p``.
 
-    See the Conventions page (docs/conventions.md). The identity in affine
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The identity in affine
     mode. Works for camera-space and root-relative points alike (a rotation
     has no translation part).
 
@@ -521,7 +524,8 @@ def points3d_to_rectified(points3d: Tensor, rect: Rectification) -> Tensor:
 def points3d_to_original(points3d: Tensor, rect: Rectification) -> Tensor:
     """Rotate points from the rectified back into the original camera frame, ``Rᵀ p``.
 
-    See the Conventions page (docs/conventions.md). The identity in affine
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The identity in affine
     mode. Use it for camera-space outputs (meshes, joints) solved or
     predicted in the rectified frame.
 
@@ -552,7 +556,8 @@ def points3d_to_original(points3d: Tensor, rect: Rectification) -> Tensor:
 def translation_to_original(translation: Tensor, rect: Rectification) -> Tensor:
     """Rotate a translation solved in the rectified frame back to the original camera, ``Rᵀ t``.
 
-    See the Conventions page (docs/conventions.md). In affine mode the
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    In affine mode the
     rectified-frame translation already is the original one and this returns
     it unchanged.
 
@@ -583,7 +588,8 @@ def annotation_to_rectified(
 ) -> RectifiedAnnotation:
     """Map a data set's annotation into the rectified frame, for training.
 
-    See the Conventions page (docs/conventions.md). The 2D keypoints go
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/).
+    The 2D keypoints go
     through ``rect.from_original``, the camera-space points through the
     rotation, and the intrinsics become the canonical ones: the rectified
     points project with ``rect.intrinsics`` onto the rectified keypoints

@@ -1,7 +1,7 @@
 """Hypothesis strategies and gradient checks for code built on dgpgeom.
 
-Import this module in your own test suite (it needs ``hypothesis``, which
-``dgpgeom`` itself does not import)::
+Import this module in your own test suite. It needs ``hypothesis``, which
+``dgpgeom`` itself does not import: ``pip install "dgpgeom[testing]"`` brings it::
 
     from hypothesis import given
     from dgpgeom.testing import translation_problems
@@ -22,8 +22,19 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
-from hypothesis import strategies as st
 from torch import Tensor
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as error:  # a plain install: dgpgeom does not depend on it
+    if error.name != "hypothesis":
+        raise
+    raise ImportError(
+        "dgpgeom.testing needs hypothesis, which a plain install of dgpgeom does not "
+        "bring: install it with `pip install \"dgpgeom[testing]\"` "
+        "(or `pip install hypothesis`)",
+        name=error.name,
+    ) from error
 
 __all__ = [
     "TranslationProblem",

@@ -12,9 +12,11 @@
 #   libegl1          libglvnd's EGL loader (libEGL.so.1); pulls in libegl-mesa0
 #   libgl1           libglvnd's libGL.so.1, which moderngl's EGL backend loads
 #   libgl1-mesa-dri  Mesa's DRI drivers, among them swrast (llvmpipe)
+#   chromium         headless browser: the docs test renders pages with math
+#                    (tests/docs/test_site.py; skipped where it is absent)
 set -euo pipefail
 
-PACKAGES=(libegl1 libgl1 libgl1-mesa-dri)
+PACKAGES=(libegl1 libgl1 libgl1-mesa-dri chromium)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-system-deps: not a Debian-based system; make sure EGL and Mesa (llvmpipe) are installed: ${PACKAGES[*]}"

@@ -367,8 +367,8 @@ def solve_translation_multiview(
     data-dependent control flow: it runs on GPU, under :func:`torch.func.vmap`,
     :func:`torch.func.jacrev` and ``torch.compile(fullgraph=True)``. With one
     camera, ``R = I`` and ``t_c = 0`` it is :func:`~dgpgeom.solve_translation`.
-    See the Conventions page (``docs/conventions.md``) for pixel and intrinsics
-    conventions.
+    See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/)
+    for pixel and intrinsics conventions.
 
     Weights scale residuals, as in the single-view solver: multiplying all weights
     by ``c > 0`` changes nothing, and ``w_ci = 0`` is exactly dropping that

@@ -82,7 +82,7 @@ def position_mesh(
     Regresses 3D keypoints from the vertices, solves their camera-space translation
     with :func:`~dgpgeom.solve_translation` against the 2D keypoints, and moves the
     whole mesh by it. Differentiable end to end. See the Conventions page
-    (``docs/conventions.md``) for pixel and intrinsics conventions.
+    (https://dgpgeom.readthedocs.io/en/latest/conventions/) for pixel and intrinsics conventions.
 
     Args:
         vertices: `(..., V, 3)` metres, root-relative, camera orientation.

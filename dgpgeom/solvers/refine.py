@@ -277,7 +277,8 @@ def refine_translation(
     the camera are left out of the step (their residuals stay finite). No
     data-dependent control flow: batched, GPU- and ``torch.compile``-friendly, and
     differentiable by autograd through the unrolled iterations. See the Conventions
-    page (``docs/conventions.md``) for pixel and intrinsics conventions.
+    page (https://dgpgeom.readthedocs.io/en/latest/conventions/)
+    for pixel and intrinsics conventions.
 
     Weights scale residuals as in :func:`~dgpgeom.solve_translation`: multiplying all
     weights by ``c > 0`` changes nothing, ``w_i = 0`` drops point ``i``.

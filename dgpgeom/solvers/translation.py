@@ -153,7 +153,11 @@ _BATCHED_DOT_MIN_BYTES = 1 << 22
 def _weighted_sum(omega: Tensor, values: Tensor) -> Tensor:
     """Sum over the points of omega * values, `(..., 1)`."""
     recording = torch.is_grad_enabled() and (omega.requires_grad or values.requires_grad)
-    if not recording and values.numel() * values.element_size() >= _BATCHED_DOT_MIN_BYTES:
+    # A traced graph (torch.compile, torch.export and so ONNX export, the TorchScript
+    # tracer) keeps one path for every size: a compiler fuses the product and the sum
+    # itself, and a size test there would be a guard on the batch size.
+    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if not (recording or traced) and values.numel() * values.element_size() >= _BATCHED_DOT_MIN_BYTES:
         # Large batches outside autograd: a batched dot product reads both operands
         # once and writes no (..., N) temporary (about 10 % of the forward time at
         # 262144 problems; its float32 rounding is about 25 % larger than the product
@@ -417,7 +421,7 @@ def solve_translation(
     free of host synchronisation, LAPACK calls and data-dependent control flow, so it
     runs unchanged on GPU, under :func:`torch.func.vmap`, :func:`torch.func.jacrev`
     and ``torch.compile(fullgraph=True)``. See the Conventions page
-    (``docs/conventions.md``) for pixel and intrinsics conventions.
+    (https://dgpgeom.readthedocs.io/en/latest/conventions/) for pixel and intrinsics conventions.
 
     Weights scale residuals: multiplying all weights by ``c > 0`` changes nothing,
     and ``w_i = 0`` is exactly dropping point ``i``.

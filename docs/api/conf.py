@@ -13,8 +13,10 @@ without them (``Tensor`` is then shown as plain text); set
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -64,6 +66,24 @@ if not OFFLINE:
 # inventories are available, so they are never reported.
 nitpicky = True
 nitpick_ignore_regex = [(r"py:.*", r"(?!dgpgeom\b).*")]
+
+# --- math -------------------------------------------------------------------------
+# MathJax is served from the reference itself (``_static/mathjax``), copied from the
+# package the guide's hook takes it from (docs/hooks/mathjax.py): no network.
+_spec = importlib.util.spec_from_file_location("_mathjax_hook", ROOT / "docs/hooks/mathjax.py")
+_mathjax_hook = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mathjax_hook)
+mathjax_path = f"mathjax/{_mathjax_hook.SCRIPT}"
+
+
+def _copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for path, relative in _mathjax_hook.mathjax_files():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / relative)
+
 
 # --- HTML ---------------------------------------------------------------------
 html_theme = "furo"
@@ -120,14 +140,17 @@ def _resolve_reexport(app, env, node, contnode):
     )
 
 
-# Docstrings point to the guide in plain text, readable in ``help()`` and in an
-# editor: "See the Conventions page (docs/conventions.md)", with or without the
-# parentheses, a comma or inline-literal markup, possibly across a line break. In
-# the HTML reference the phrase becomes a link; the guide is published one level
-# above the reference (mkdocs puts ``docs/conventions.md`` at ``conventions/``).
+# Docstrings point to the guide by its published URL, readable in ``help()`` and in
+# an editor, and valid from an installed package: "See the Conventions page
+# (https://dgpgeom.readthedocs.io/en/latest/conventions/)", with or without the
+# parentheses or a comma, possibly across a line break. In the HTML reference the
+# phrase becomes a link to the guide built beside it (mkdocs puts
+# ``docs/conventions.md`` at ``conventions/``, one level above the reference), so
+# the built site needs no network.
+DOCS_URL = "https://dgpgeom.readthedocs.io/en/latest/"  # [project.urls] Documentation
 GUIDE_PAGE = re.compile(
-    r"the (?P<title>Conventions) page,?\s*"
-    r"(?P<open>\(?)\s*(?:``)?docs/(?P<page>conventions)\.md(?:``)?(?P<close>\)?)"
+    r"the\s+(?P<title>Conventions)\s+page,?\s*"
+    r"(?P<open>\(?)\s*" + re.escape(DOCS_URL) + r"(?P<page>conventions)/(?P<close>\)?)"
 )
 
 
@@ -136,7 +159,7 @@ def _link_guide_pages(app, what, name, obj, options, lines):
 
     def link(match: re.Match[str]) -> str:
         # The path and its own parentheses go; a ")" that closes an outer
-        # parenthesis, as in "(see the Conventions page, docs/conventions.md)", stays.
+        # parenthesis, as in "(see the Conventions page, https://...)", stays.
         closing = match["close"] if not match["open"] else ""
         return f"the `{match['title']} page <../{match['page']}/>`__{closing}"
 
@@ -157,3 +180,4 @@ def setup(app):
     app.connect("missing-reference", _resolve_reexport)
     app.connect("autodoc-skip-member", _skip_namedtuple_fields)
     app.connect("autodoc-process-docstring", _link_guide_pages)
+    app.connect("build-finished", _copy_mathjax)

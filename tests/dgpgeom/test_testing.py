@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -42,6 +46,21 @@ def kind_of(problem):
     nonzero = int((problem.weights != 0).sum())
     return {0: "zero_weights", 1: "one_point"}.get(nonzero, "one_ray")
 
+
+class TestWithoutHypothesis:
+    def test_import_says_how_to_install_it(self, monkeypatch):
+        # A plain install has no hypothesis: None in sys.modules makes its import fail.
+        monkeypatch.setitem(sys.modules, "hypothesis", None)
+        monkeypatch.delitem(sys.modules, "dgpgeom.testing")
+        with pytest.raises(ImportError, match=r'pip install "dgpgeom\[testing\]"') as info:
+            importlib.import_module("dgpgeom.testing")
+        assert info.value.name == "hypothesis"
+
+    def test_the_testing_extra_brings_hypothesis(self):
+        tomllib = pytest.importorskip("tomllib", reason="tomllib is new in Python 3.11")
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+        assert any(r.startswith("hypothesis") for r in extras["testing"]), extras
 
 class TestRandomIntrinsics:
     @pytest.mark.parametrize("batch_shape", [(), (5,), (2, 3)])
