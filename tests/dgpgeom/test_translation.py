@@ -943,6 +943,7 @@ class TestSolveTranslationHonestValid:
         """A NaN/Inf in what one problem uses: that problem only is invalid, finite, and
         its gradients are zeros; the other problems and a K they share are unaffected."""
         hand = {"depth_range": (0.3, 2.0), "size_range": (0.1, 0.3), "min_points": 8}
+        hand["zero_weights"] = False  # the broken entry must be in a used point
         problem = data.draw(problems(dtype, device, noise_px=1.0, batch_shape=(3,), **hand))
         if target == "prior" and damping == 0.0:
             damping = 0.1  # the prior is used only with damping
