@@ -54,6 +54,7 @@ TEMP_COLUMNS = {
     "kornia": (110, 160),
     "dgpgeom_refine": (32, 140),  # autograd through 5 Gauss-Newton steps: 37 GB at B=1M, float64
     "dgpgeom_multiview": (12, 32),
+    "prototype": (16, 48),
 }
 
 
@@ -490,6 +491,38 @@ def check_targets(result: dict, sizes: list[int], dtypes: list[str]) -> list[dic
             if compiled:
                 detail += f"; torch.compile {compiled['seconds_per_problem'] / floor['seconds_per_problem']:.1f}x"
             add(name, ratio <= 8, detail)
+        else:
+            add(name, None, "not measured in this run")
+
+    # The small-batch budget (absolute times on this machine, eager, float32).
+    for mode, budget in (("forward", 50e-6), ("forward+backward", 200e-6)):
+        name = f"B=1 {mode} <= {budget * 1e6:.0f} µs eager (float32)"
+        ours = _cell(cells, "dgpgeom", "float32", 1, mode)
+        if ours:
+            add(name, ours["seconds_per_call"] <= budget, f"{_fmt(ours['seconds_per_call'])}")
+        else:
+            add(name, None, "not measured in this run")
+    for batch, mode, factor in ((1, "forward", 3), (64, "forward+backward", 3)):
+        name = f"B={batch} {mode} >= {factor}x faster than lstsq (float32)"
+        ours = _cell(cells, "dgpgeom", "float32", batch, mode)
+        ref = _cell(cells, "lstsq", "float32", batch, mode)
+        if ours and ref:
+            ratio = ref["seconds_per_problem"] / ours["seconds_per_problem"]
+            add(name, ratio >= factor, f"{ratio:.2f}x")
+        else:
+            add(name, None, "not measured in this run")
+    for dtype in dtypes:
+        name = f"never slower than the plain-autograd centred prototype ({dtype})"
+        ratios = []
+        for batch in sizes:
+            for mode in MODES:
+                ours = _cell(cells, "dgpgeom", dtype, batch, mode)
+                proto = _cell(cells, "prototype", dtype, batch, mode)
+                if ours and proto:
+                    ratio = proto["seconds_per_problem"] / ours["seconds_per_problem"]
+                    ratios.append((ratio, f"B={batch} {mode} {ratio:.2f}x"))
+        if ratios:
+            add(name, min(r for r, _ in ratios) >= 1.0, "; ".join(d for _, d in ratios))
         else:
             add(name, None, "not measured in this run")
     return targets

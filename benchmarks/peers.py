@@ -202,6 +202,28 @@ def kornia_translation(points2d, points3d, intrinsics, weights):
     return solve_pnp_dlt(points3d, points2d, intrinsics, weights=weights)[..., 3]
 
 
+def centred_prototype_translation(points2d, points3d, intrinsics, weights):
+    """The centred closed form in plain autograd (about 45 ops, no validity checks).
+
+    The formulation ``solve_translation`` implements, written the shortest way: the
+    bar ``dgpgeom`` must clear at every batch size.
+    """
+    x, y = _normalised(points2d, intrinsics)
+    w2 = weights.square()
+    omega = w2 / w2.sum(-1, keepdim=True)
+    X, Y, Z = points3d.unbind(-1)
+    bx = X - Z * x
+    by = Y - Z * y
+    mean_x = (omega * x).sum(-1, keepdim=True)
+    mean_y = (omega * y).sum(-1, keepdim=True)
+    dx = x - mean_x
+    dy = y - mean_y
+    tz = (omega * (dx * bx + dy * by)).sum(-1) / (omega * (dx * dx + dy * dy)).sum(-1)
+    tx = mean_x[..., 0] * tz - (omega * bx).sum(-1)
+    ty = mean_y[..., 0] * tz - (omega * by).sum(-1)
+    return torch.stack((tx, ty, tz), -1)
+
+
 def dgpgeom_translation(points2d, points3d, intrinsics, weights):
     """dgpgeom's closed-form weighted DLT translation."""
     return solve_translation(points2d, points3d, intrinsics, weights).translation
@@ -325,6 +347,14 @@ PEERS: dict[str, Peer] = {
             True,
             dgpgeom_multiview_translation,
             "the multi-view solver with one identity camera: the cost per view",
+        ),
+        Peer(
+            "prototype",
+            "centred closed form (plain autograd)",
+            "batched",
+            True,
+            centred_prototype_translation,
+            "the same centred closed form in plain autograd, no validity checks: the bar",
         ),
         Peer(
             "lstsq",

@@ -185,6 +185,7 @@ def camera_space_hand(
         torch.as_tensor(points2d, dtype=torch.float64),
         torch.as_tensor(points3d, dtype=torch.float64),
         torch.as_tensor(intrinsics, dtype=torch.float64),
+        return_residuals=True,
     )
     translation = solution.translation.numpy()
     residuals = solution.residuals.numpy()

@@ -15,8 +15,12 @@ with :math:`(\tilde x_i, \tilde y_i, 1)^\top = K^{-1}(u_i, v_i, 1)^\top`,
 
 Implementation notes (see also the design notes of the project):
 
-- Everything is written with the normalised weights :math:`\omega_i = w_i^2 / S`,
-  so multiplying all weights by :math:`c > 0` changes nothing, even with damping.
+- The weights are first divided by their largest magnitude, then squared and
+  normalised, :math:`\omega_i = w_i^2 / S`: multiplying all weights by any
+  :math:`c > 0` changes nothing, over the whole floating-point range (no
+  :math:`w^2` overflows or underflows). Points with :math:`w_i = 0` are replaced by
+  zeros before any arithmetic, so whatever they hold (NaN, Inf, huge values) never
+  reaches the answer or the gradients.
 - The 3×3 normal matrix :math:`M/S = [[\mu, 0, -\bar x], [0, \mu, -\bar y],
   [-\bar x, -\bar y, \overline{r^2} + \lambda]]` (:math:`\mu = 1 + \lambda`) is solved
   through its Schur complement in the centred form: with :math:`\delta\tilde x_i =
@@ -29,38 +33,22 @@ Implementation notes (see also the design notes of the project):
 
   and :math:`t_{xy} = (\bar x\, t_z - \bar b + \lambda p_{xy}) / \mu`. Centring first
   keeps float32 accurate to a few micrometres where the uncentred adjugate loses
-  tens. No LAPACK call, no host synchronisation.
-- Per-point quantities are separate `(..., N)` planes (:math:`\tilde x`,
-  :math:`\tilde y`, :math:`X`, :math:`Y`, :math:`Z`, :math:`b`, ...) and per-problem
-  ones `(..., 1)`, so that element-wise kernels run over long contiguous rows
-  (`(..., N, 2)` tensors broadcast against `(..., N, 1)` ones run inner loops of
-  length 2). At large batch sizes every fresh `(..., N)` temporary costs about as
-  much as the arithmetic on it, so each per-point pass is one fused operation where
-  one exists (``addcmul``) and each weighted sum one reduction (a batched dot
-  product for large operands outside autograd).
-- The residuals :math:`r_i = B_i - A_i t = b_i + t_{xy} - (\tilde x_i, \tilde y_i)
-  t_z` and the depths :math:`Z_i + t_z` are computed with the solution; they give
-  :math:`\hat\sigma^2 / S = \sum_i \omega_i \lVert r_i\rVert^2 / (2n - 3)`, the
-  covariance :math:`\hat\sigma^2 M^{-1} = (\hat\sigma^2 / S)(M/S)^{-1}` from its six
-  distinct entries, and the pixel residuals
-  :math:`\lVert K_{2\times2}\, r_i\rVert / (Z_i + t_z)`.
-- The backward pass is the implicit-function theorem on the stationarity
-  condition :math:`F(t) = \lambda (t - p) - \sum_i \omega_i A_i^\top r_i = 0`: one
-  adjoint solve :math:`\hat\ell = (M/S)^{-1} g` with
-  :math:`(M/S)^{-1} = \operatorname{diag}(1, 1, 0)/\mu + u u^\top / D_\lambda`,
-  :math:`u = (\bar x/\mu, \bar y/\mu, 1)`, then every input gradient is
-  :math:`-\hat\ell^\top \partial F / \partial(\cdot)`: an element-wise product of
-  :math:`\hat\ell`, :math:`q_i = A_i \hat\ell`, the residuals and the inputs, e.g.
-  :math:`\partial L / \partial \omega_i = q_i \cdot r_i` (autograd carries it on to
-  :math:`w` through :math:`\omega = w^2 / S`). The autograd Function returns the
-  residual and depth planes too (the statistics use them): their gradients enter
-  :math:`g` through their dependence on :math:`t`, and add their explicit partial
-  derivatives. The moments (:math:`\omega`, :math:`\bar x`, :math:`D_\lambda`, ...)
-  are computed once, with autograd, by the caller, which also needs them for the
-  covariance; they enter the Function as inputs. The gradients it returns for
-  :math:`\tilde x`, :math:`\tilde y` and :math:`\omega` are total derivatives, so
-  none is returned for the moments derived from them. The backward uses only
-  saved inputs and outputs, so it is itself differentiable (double backward).
+  tens. No LAPACK call, no host synchronisation, no data-dependent control flow.
+- The whole solve, from the raw inputs to :math:`t`, is one autograd Function: its
+  forward records nothing, its backward is the implicit-function theorem on the
+  stationarity condition :math:`F(t) = \lambda (t - p) - \sum_i \omega_i A_i^\top r_i = 0`
+  with :math:`r_i = B_i - A_i t`: one adjoint solve
+  :math:`\hat\ell = (M/S)^{-1} g`, :math:`(M/S)^{-1} = \operatorname{diag}(1, 1, 0)/\mu +
+  u u^\top / D_\lambda`, :math:`u = (\bar x/\mu, \bar y/\mu, 1)`, then every input
+  gradient is element-wise in :math:`\hat\ell`, :math:`q_i = A_i \hat\ell` and
+  :math:`r_i`, chained by hand through :math:`K^{-1}` and :math:`\omega = w^2 / S`.
+  The gradients of a problem whose ``valid`` is False are set to zero (or, for
+  ``prior``, passed through) before they are summed over broadcast dimensions, so a
+  NaN in one problem never reaches a shared ``K`` or another problem. For double
+  backward the backward recomputes the intermediate planes from the saved inputs
+  with autograd; without ``create_graph`` it reuses the forward's.
+- Covariance and pixel residuals are computed only on request, with plain autograd
+  from the translation.
 """
 
 from __future__ import annotations
@@ -78,7 +66,9 @@ __all__ = ["TranslationSolution", "solve_translation"]
 #: A system is reported invalid when the relative pivot of its normalised normal
 #: matrix, :math:`D_\lambda / (1 + \lVert\bar x\rVert^2)^2` (roughly the inverse of
 #: its condition number), is below this many machine epsilons of the compute dtype:
-#: about 7.6e-6 in float32 and 1.4e-14 in float64.
+#: about 7.6e-6 in float32 and 1.4e-14 in float64. The same relative tolerance bounds
+#: how close to the camera plane the nearest weighted point may lie (as a fraction of
+#: the root's depth) before the solution is reported invalid.
 CONDITION_TOLERANCE_EPS = 64.0
 
 #: Depth (metres) used in place of a non-positive depth when the pixel residual of
@@ -93,282 +83,261 @@ class TranslationSolution(NamedTuple):
         translation: `(..., 3)` metres, camera frame: the root's position, so that
             ``points3d + translation[..., None, :]`` are the camera-space points.
             Where ``valid`` is False it is the prior (zeros if none was given).
-        valid: `(...)` bool: False where the system is degenerate (fewer than two
-            points with non-zero weight, or one with ``damping > 0``; all points on
-            one camera ray, without damping; a normal matrix whose condition exceeds the bound of
-            :data:`CONDITION_TOLERANCE_EPS`).
-        covariance: `(..., 3, 3)` square metres: :math:`\\hat\\sigma^2 M^{-1}` with
+        valid: `(...)` bool: False where the answer cannot be trusted: fewer than two
+            points with non-zero weight (none, with ``damping > 0``); all weighted
+            points on one camera ray, without damping; a normal matrix whose
+            condition exceeds the bound of :data:`CONDITION_TOLERANCE_EPS`; the
+            solved root or any weighted point at or behind the camera (which also
+            catches root-relative points collapsed to one point); any NaN or Inf in
+            what the problem uses (its weighted points, its weights, the upper two
+            rows of its ``K``, the prior when ``damping > 0``).
+        covariance: `(..., 3, 3)` square metres, or None unless requested with
+            ``return_covariance=True``: :math:`\\hat\\sigma^2 M^{-1}` with
             :math:`\\hat\\sigma^2 = \\sum_i w_i^2 \\lVert r_i\\rVert^2 / (2n - 3)` estimated
             from the weighted DLT residuals of the ``n`` points with non-zero weight
             (the usual weighted least-squares estimate; invariant to the scale of the
             weights). Zeros where ``valid`` is False.
-        residuals: `(..., N)` pixels: the reprojection error
+        residuals: `(..., N)` pixels, or None unless requested with
+            ``return_residuals=True``: the reprojection error
             ``‖project(K, points3d + translation) - points2d‖`` of every point,
-            whatever its weight.
+            whatever its weight (a point at or behind the camera is projected from
+            depth :data:`MIN_RESIDUAL_DEPTH`). Zeros where ``valid`` is False.
     """
 
     translation: Tensor
     valid: Tensor
-    covariance: Tensor
-    residuals: Tensor
+    covariance: Tensor | None
+    residuals: Tensor | None
 
 
-class _Intrinsics(NamedTuple):
-    """The entries of the upper two rows of K, each `(..., 1)`."""
+class _State(NamedTuple):
+    """Everything the closed form computes; the backward reuses it."""
 
-    fx: Tensor
-    skew: Tensor
-    cx: Tensor
-    k10: Tensor  # zero by convention; only the pixel residuals use it, as project() does
-    fy: Tensor
-    cy: Tensor
-
-
-def _intrinsics(intrinsics: Tensor) -> _Intrinsics:
-    return _Intrinsics(*intrinsics[..., :2, :].flatten(-2).split(1, -1))
-
-
-class _Planes(NamedTuple):
-    """The points, one `(..., N)` plane per coordinate."""
-
-    x: Tensor  # normalised image coordinates: (x, y, 1) = K^-1 (u, v, 1)
+    translation: Tensor  # (..., 3) the closed-form solution (not yet masked)
+    valid: Tensor  # (..., 1) bool
+    x: Tensor  # (..., N) normalised image coordinates of the used points (zeros if unused)
     y: Tensor
-    X: Tensor  # root-relative 3D point, metres
+    X: Tensor  # (..., N) root-relative 3D coordinates of the used points (zeros if unused)
     Y: Tensor
     Z: Tensor
+    omega: Tensor  # (..., N) w² / Σw², zero for unused points
+    weight_factor: Tensor  # (..., N) d omega_i / d w_i = 2 w_i / Σw² (made safe where Σw² = 0)
+    mean_x: Tensor  # (..., 1) weighted means of x, y
+    mean_y: Tensor
+    pivot: Tensor  # (..., 1) D_lambda, made safe (1) where ill-conditioned
+    fx: Tensor  # (..., 1) entries of K
+    skew: Tensor
+    fy: Tensor
 
 
-def _planes(points2d: Tensor, points3d: Tensor, k: _Intrinsics) -> _Planes:
-    u, v = points2d.unbind(-1)
-    y = (v - k.cy) / k.fy
-    x = torch.addcmul(u - k.cx, k.skew, y, value=-1.0) / k.fx
-    return _Planes(x, y, *points3d.unbind(-1))
+def _closed_form(
+    points2d: Tensor,
+    points3d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor,
+    prior: Tensor,
+    damping: float,
+) -> _State:
+    """The solve in plain torch ops (differentiable by autograd: the naive twin).
 
-
-#: Operand size (bytes) from which :func:`_weighted_sum` uses a batched matrix product:
-#: below it, in cache, a product and a sum are as fast (measured on CPU).
-_BATCHED_DOT_MIN_BYTES = 1 << 22
-
-
-def _weighted_sum(omega: Tensor, values: Tensor) -> Tensor:
-    """Sum over the points of omega * values, `(..., 1)`."""
-    recording = torch.is_grad_enabled() and (omega.requires_grad or values.requires_grad)
-    # A traced graph (torch.compile, torch.export and so ONNX export, the TorchScript
-    # tracer) keeps one path for every size: a compiler fuses the product and the sum
-    # itself, and a size test there would be a guard on the batch size.
-    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
-    if not (recording or traced) and values.numel() * values.element_size() >= _BATCHED_DOT_MIN_BYTES:
-        # Large batches outside autograd: a batched dot product reads both operands
-        # once and writes no (..., N) temporary (about 10 % of the forward time at
-        # 262144 problems; its float32 rounding is about 25 % larger than the product
-        # and sum's, well inside the documented accuracy).
-        return (omega.unsqueeze(-2) @ values.unsqueeze(-1)).squeeze(-1)
-    return (omega * values).sum(-1, keepdim=True)
-
-
-class _Moments(NamedTuple):
-    """The weighted moments shared by the solve, its backward and the statistics."""
-
-    omega: Tensor  # (..., N) normalised squared weights
-    mean_x: Tensor  # (..., 1) weighted means of the normalised coordinates
-    mean_y: Tensor  # (..., 1)
-    dx: Tensor  # (..., N) centred normalised coordinates x - mean_x
-    dy: Tensor  # (..., N) y - mean_y
-    pivot: Tensor  # (..., 1) D_lambda, made safe (1) where invalid
-    valid: Tensor  # (..., 1) bool
-    count: Tensor  # (..., 1) number of points with a non-zero weight, in the compute dtype
-
-
-def _moments(x: Tensor, y: Tensor, weights: Tensor, damping: float) -> _Moments:
-    w2 = weights * weights
+    ``points2d``, ``points3d`` and ``weights`` share their batch shape; ``intrinsics``
+    and ``prior`` broadcast against it.
+    """
+    k6 = intrinsics[..., :2, :].flatten(-2)
+    fx, skew, cx, _, fy, cy = k6.unsqueeze(-1).unbind(-2)
+    # Weights: divided by their largest magnitude first (no over- or underflow).
+    scale = weights.abs().amax(-1, keepdim=True)
+    scale = torch.where(scale > 0, scale, 1.0)
+    wn = weights / scale
+    w2 = wn * wn
     total = w2.sum(-1, keepdim=True)
-    omega = w2 / torch.where(total > 0, total, 1.0)
-    mean_x = _weighted_sum(omega, x)
-    mean_y = _weighted_sum(omega, y)
+    has_points = total > 0
+    total = torch.where(has_points, total, 1.0)
+    omega = w2 / total
+    # Unused points are zeros from here on, whatever they held.
+    used = (w2 > 0).unsqueeze(-1)
+    u, v, X, Y, Z = torch.where(used, torch.cat((points2d, points3d), -1), 0.0).unbind(-1)
+    y = (v - cy) / fy
+    x = torch.addcmul(u - cx, skew, y, value=-1.0) / fx
+    bx = torch.addcmul(X, Z, x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
+    by = torch.addcmul(Y, Z, y, value=-1.0)
+    omega_row = omega.unsqueeze(-2)
+    means = (omega_row @ torch.stack((x, y, bx, by), -1)).squeeze(-2)
+    mean_x, mean_y, mean_bx, mean_by = means.split(1, -1)
     dx = x - mean_x
     dy = y - mean_y
-    pivot = _weighted_sum(omega, torch.addcmul(dx * dx, dy, dy))
+    second = torch.stack((torch.addcmul(dx * dx, dy, dy), torch.addcmul(dx * bx, dy, by)), -1)
+    pivot, numerator = (omega_row @ second).squeeze(-2).split(1, -1)
     rho2 = torch.addcmul(mean_x * mean_x, mean_y, mean_y)
-    if damping > 0:
-        pivot = pivot + damping + damping / (1.0 + damping) * rho2
-    with torch.no_grad():
-        signs = weights.sign()
-        count = _weighted_sum(signs, signs)  # exact: a sum of ones and zeros
-    tolerance = torch.finfo(x.dtype).eps * CONDITION_TOLERANCE_EPS
-    valid = (count >= (1 if damping > 0 else 2)) & (pivot > tolerance * (1.0 + rho2).square())
-    pivot = torch.where(valid, pivot, 1.0)
-    return _Moments(omega, mean_x, mean_y, dx, dy, pivot, valid, count)
-
-
-def _solve(m: _Moments, p: _Planes, prior: Tensor, damping: float) -> tuple[Tensor, ...]:
-    """Closed-form minimiser from the moments, plain differentiable torch.
-
-    Returns the translation `(..., 3)` and the planes bx, by of b_i.
-    """
-    bx = torch.addcmul(p.X, p.Z, p.x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
-    by = torch.addcmul(p.Y, p.Z, p.y, value=-1.0)
-    mean_bx = _weighted_sum(m.omega, bx)
-    mean_by = _weighted_sum(m.omega, by)
-    numerator = _weighted_sum(m.omega, torch.addcmul(m.dx * bx, m.dy, by))
     if damping > 0:
         mu = 1.0 + damping
         px, py, pz = prior.split(1, -1)
+        pivot = pivot + damping + damping / mu * rho2
         numerator = (
             numerator
-            + damping / mu * (m.mean_x * (mean_bx + px) + m.mean_y * (mean_by + py))
+            + damping / mu * (mean_x * (mean_bx + px) + mean_y * (mean_by + py))
             + damping * pz
         )
-        tz = numerator / m.pivot
-        tx = (m.mean_x * tz - mean_bx + damping * px) / mu
-        ty = (m.mean_y * tz - mean_by + damping * py) / mu
+    tolerance = torch.finfo(x.dtype).eps * CONDITION_TOLERANCE_EPS
+    well_posed = pivot > tolerance * (1.0 + rho2).square()
+    pivot = torch.where(well_posed, pivot, 1.0)
+    tz = numerator / pivot
+    if damping > 0:
+        tx = (mean_x * tz - mean_bx + damping * px) / mu
+        ty = (mean_y * tz - mean_by + damping * py) / mu
     else:
-        tz = numerator / m.pivot
-        tx = m.mean_x * tz - mean_bx
-        ty = m.mean_y * tz - mean_by
-    return torch.where(m.valid, torch.cat((tx, ty, tz), -1), prior), bx, by
+        tx = mean_x * tz - mean_bx
+        ty = mean_y * tz - mean_by
+    translation = torch.cat((tx, ty, tz), -1)
+    # In front of the camera: the root and every used point (unused ones have Z = 0),
+    # by a margin relative to the root's depth (collapsed points sit at depth ~0).
+    nearest = torch.minimum((Z + tz).amin(-1, keepdim=True), tz)
+    in_front = nearest > tolerance * tz
+    # Any NaN/Inf in what was used shows in the translation, except in fx, fy (whose
+    # infinities make the coordinates zero) and K's unused entries: check K's rows too.
+    finite = (translation.sum(-1, keepdim=True) + k6.sum(-1, keepdim=True)).isfinite()
+    valid = well_posed & in_front & finite & has_points
+    return _State(
+        translation, valid, x, y, X, Y, Z, omega, 2.0 * wn / (scale * total), mean_x, mean_y, pivot,
+        fx, skew, fy,
+    )  # fmt: skip
 
 
-def _solve_with_residuals(
-    m: _Moments, p: _Planes, prior: Tensor, damping: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The translation and the planes depth Z_i + t_z and residual B_i - A_i t (metres).
-
-    Runs outside autograd only (no-gradient path, forward of :class:`_WeightedDLT`).
-    """
-    translation, bx, by = _solve(m, p, prior, damping)
-    tx, ty, tz = translation.split(1, -1)
-    rx = torch.addcmul(bx, p.x, tz, value=-1.0).add_(tx)  # b + t_xy - (x, y) t_z
-    ry = torch.addcmul(by, p.y, tz, value=-1.0).add_(ty)
-    return translation, p.Z + tz, rx, ry
-
-
-def _unpack(tensors: tuple[Tensor, ...]) -> tuple[_Planes, _Moments]:
-    split = len(_Planes._fields)
-    return _Planes(*tensors[:split]), _Moments(*tensors[split:])
+def _masked(grad: Tensor, valid: Tensor, like: Tensor) -> Tensor:
+    """Zero ``grad`` outside the valid problems, then sum it to the shape of ``like``."""
+    grad = torch.where(valid.reshape(valid.shape + (1,) * (grad.dim() - valid.dim())), grad, 0.0)
+    return grad if grad.shape == like.shape else grad.sum_to_size(like.shape)
 
 
 class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
-    Inputs: ``prior, damping``, the fields of :class:`_Planes` and those of
-    :class:`_Moments`. Outputs: those of :func:`_solve_with_residuals` (the statistics
-    need the residual planes, and the backward reuses them).
-    Gradients are returned for the planes, ``prior`` and ``omega``; they are total
-    derivatives, which already account for the other moments.
+    Inputs: ``points2d, points3d, intrinsics, weights, prior, damping`` (the first
+    three and ``weights`` with the batch shape, see :func:`_closed_form`). Outputs: the
+    translation `(..., 3)` (the prior where invalid), then the valid mask and the
+    intermediate planes (not differentiable; the backward reuses them).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(prior, damping, *planes_and_moments):  # type: ignore[override]
-        p, m = _unpack(planes_and_moments)
-        return _solve_with_residuals(m, p, prior, damping)
+    def forward(points2d, points3d, intrinsics, weights, prior, damping):  # type: ignore[override]
+        state = _closed_form(points2d, points3d, intrinsics, weights, prior, damping)
+        translation = torch.where(state.valid, state.translation, prior)
+        return translation, *state
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
-        _, damping, *planes_and_moments = inputs
-        p, m = _unpack(planes_and_moments)
+        *tensors, damping = inputs
         ctx.damping = damping
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(*p, *output, m.omega, m.mean_x, m.mean_y, m.pivot, m.valid)
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(*tensors, *output[1:])
 
     @staticmethod
-    def backward(ctx, grad_translation, grad_depth, grad_rx, grad_ry):  # type: ignore[override]
-        x, y, _, _, _, translation, depth, rx, ry, omega, mean_x, mean_y, pivot, valid = (
-            ctx.saved_tensors
-        )
+    def backward(ctx, grad_translation, *_):  # type: ignore[override]
+        if grad_translation is None:
+            return (None,) * 6
+        points2d, points3d, intrinsics, weights, prior, *saved = ctx.saved_tensors
         damping = ctx.damping
-        mu = 1.0 + damping
-        grad_t = torch.zeros_like(translation) if grad_translation is None else grad_translation
-
-        # The residual planes rx = X + t_x - x (Z + t_z), ry = Y + t_y - y (Z + t_z) and
-        # depth = Z + t_z depend on t too: d(rx, ry, depth)/dt = (1, 0, -x), (0, 1, -y),
-        # (0, 0, 1). Add that to t's gradient; grad_z also reaches Z_i directly.
-        grad_z = _addcmul(_addcmul(grad_depth, x, grad_rx, -1.0), y, grad_ry, -1.0)
-        if grad_z is not None:
-            sums = [_sum_over_points(g, pivot) for g in (grad_rx, grad_ry, grad_z)]
-            grad_t = grad_t + torch.cat(sums, -1)
-        gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
-
-        # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-        lz = ((mean_x * gx + mean_y * gy) / mu + gz) / pivot
-        lx = (gx + mean_x * lz) / mu
-        ly = (gy + mean_y * lz) / mu
-
-        # dL/d(input) = -l . dF/d(input) with q = A l per point, plus the explicit
-        # partial derivatives of the residual planes.
-        needs_prior, _, needs_x, needs_y, needs_X, needs_Y, needs_Z, needs_omega, *_ = (
-            ctx.needs_input_grad
-        )
-        qx = torch.addcmul(-lx, x, lz)
-        qy = torch.addcmul(-ly, y, lz)
-        grad_x = grad_y = grad_X = grad_Y = grad_Z = grad_omega = grad_prior = None
-        if needs_X or needs_x or needs_Z:
-            grad_X = _addcmul(grad_rx, omega, qx)
-        if needs_Y or needs_y or needs_Z:
-            grad_Y = _addcmul(grad_ry, omega, qy)
-        if needs_x or needs_y:
-            weighted_lz = omega * lz
-            if needs_x:
-                grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
-            if needs_y:
-                grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
-        if needs_Z:
-            grad_Z = _addcmul(_addcmul(grad_depth, x, grad_X, -1.0), y, grad_Y, -1.0)
-        if needs_omega:
-            grad_omega = torch.addcmul(qx * rx, qy, ry)
-        if needs_prior:
-            # The prior is returned as-is where the system is invalid.
-            grad_prior = torch.where(valid, damping * torch.cat((lx, ly, lz), -1), grad_t)
-        grad_X = grad_X if needs_X else None
-        grad_Y = grad_Y if needs_Y else None
-        grads = (grad_prior, None, grad_x, grad_y, grad_X, grad_Y, grad_Z, grad_omega)
-        return *grads, *[None] * (len(_Moments._fields) - 1)
+        if torch.is_grad_enabled():  # double backward: intermediates with their graph
+            saved = _closed_form(points2d, points3d, intrinsics, weights, prior, damping)
+        s = _State(*saved)
+        valid = s.valid
+        grads = _backward(s, grad_translation, damping)
+        needs = ctx.needs_input_grad
+        outputs: list[Tensor | None] = [None] * 6
+        grad_u, grad_v, grad_X, grad_Y, grad_Z, grad_w, grad_k, grad_prior = grads
+        batch_valid = valid.squeeze(-1)
+        if needs[0]:
+            outputs[0] = _masked(torch.stack((grad_u, grad_v), -1), batch_valid, points2d)
+        if needs[1]:
+            outputs[1] = _masked(torch.stack((grad_X, grad_Y, grad_Z), -1), batch_valid, points3d)
+        if needs[2]:
+            outputs[2] = _masked(grad_k, batch_valid, intrinsics)
+        if needs[3]:
+            outputs[3] = _masked(grad_w, batch_valid, weights)
+        if needs[4]:
+            outputs[4] = grad_prior.sum_to_size(prior.shape)
+        return tuple(outputs)
 
 
-def _addcmul(base: Tensor | None, a: Tensor, b: Tensor | None, value: float = 1.0):
-    """``base + value * a * b``, where a missing (None) ``base`` or ``b`` counts as zero."""
-    if b is None:
-        return base
-    if base is None:
-        return a * b if value == 1.0 else value * a * b
-    return torch.addcmul(base, a, b, value=value)
+def _backward(s: _State, grad_t: Tensor, damping: float) -> tuple[Tensor, ...]:
+    """Input gradients of one batch of problems (before masking), see the module notes."""
+    valid = s.valid
+    gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
+    mu = 1.0 + damping
+    # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
+    lz = (torch.addcmul(s.mean_x * gx, s.mean_y, gy) / mu + gz) / s.pivot
+    lx = torch.addcmul(gx, s.mean_x, lz) / mu
+    ly = torch.addcmul(gy, s.mean_y, lz) / mu
+    tx, ty, tz = s.translation.split(1, -1)
+    depth = s.Z + tz
+    rx = torch.addcmul(s.X + tx, s.x, depth, value=-1.0)  # r = B - A t
+    ry = torch.addcmul(s.Y + ty, s.y, depth, value=-1.0)
+    qx = torch.addcmul(-lx, s.x, lz)  # q = A l
+    qy = torch.addcmul(-ly, s.y, lz)
+    grad_X = s.omega * qx
+    grad_Y = s.omega * qy
+    grad_Z = -torch.addcmul(s.x * grad_X, s.y, grad_Y)
+    weighted_lz = s.omega * lz
+    grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
+    grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
+    # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i).
+    grad_omega = torch.addcmul(qx * rx, qy, ry)
+    grad_w = s.weight_factor * (grad_omega - (s.omega * grad_omega).sum(-1, keepdim=True))
+    # Through K^-1: y = (v - cy) / fy, x = (u - cx - skew y) / fx.
+    grad_u = grad_x / s.fx
+    grad_v = torch.addcmul(grad_y, s.skew, grad_u, value=-1.0) / s.fy
+    sums = torch.stack((grad_u * s.x, grad_u * s.y, grad_u, grad_v * s.y, grad_v), -1).sum(-2)
+    zeros = sums.new_zeros(()).expand(*sums.shape[:-1], 4)
+    grad_k = -torch.cat((sums[..., :3], zeros[..., :1], sums[..., 3:], zeros[..., 1:]), -1)
+    grad_k = grad_k.unflatten(-1, (3, 3))
+    lam = torch.cat((lx, ly, lz), -1)
+    grad_prior = torch.where(valid, damping * lam, grad_t)
+    return grad_u, grad_v, grad_X, grad_Y, grad_Z, grad_w, grad_k, grad_prior
 
 
-def _sum_over_points(g: Tensor | None, like: Tensor) -> Tensor:
-    """`(..., 1)` sum of a `(..., N)` gradient; zeros shaped like ``like`` if it is None."""
-    return torch.zeros_like(like) if g is None else g.sum(-1, keepdim=True)
-
-
-def _statistics(
-    m: _Moments, k: _Intrinsics, depth: Tensor, rx: Tensor, ry: Tensor, damping: float
-) -> tuple[Tensor, Tensor]:
-    """Covariance `(..., 3, 3)` and pixel residuals `(..., N)`, differentiable by autograd."""
-    dof = (2.0 * m.count - 3.0).clamp(min=1.0)
-    sigma2 = _weighted_sum(m.omega, torch.addcmul(rx * rx, ry, ry)) / dof  # σ̂² / S
-    sigma2 = torch.where(m.valid, sigma2, 0.0)  # the covariance is zero where invalid
-
+def _covariance(state: _State, damping: float) -> Tensor:
+    """Covariance `(..., 3, 3)` from the (sanitised) state, differentiable by autograd."""
+    tx, ty, tz = state.translation.split(1, -1)
+    depth = state.Z + tz
+    rx = torch.addcmul(state.X + tx, state.x, depth, value=-1.0)
+    ry = torch.addcmul(state.Y + ty, state.y, depth, value=-1.0)
+    count = (state.omega > 0).sum(-1, keepdim=True)
+    dof = (2.0 * count - 3.0).clamp(min=1.0)
+    sigma2 = (state.omega * torch.addcmul(rx * rx, ry, ry)).sum(-1, keepdim=True) / dof
+    sigma2 = torch.where(state.valid, sigma2, 0.0)  # the covariance is zero where invalid
     # covariance = σ̂² M^-1 = (σ̂² / S) (diag(1, 1, 0) / mu + u u^T / D) with
     # u = (x̄/mu, ȳ/mu, 1), assembled from its six distinct entries.
-    if damping > 0:
-        mu = 1.0 + damping
-        ux, uy, diagonal = m.mean_x / mu, m.mean_y / mu, sigma2 / mu
-    else:
-        ux, uy, diagonal = m.mean_x, m.mean_y, sigma2
-    zz = sigma2 / m.pivot
+    mu = 1.0 + damping
+    ux, uy, diagonal = state.mean_x / mu, state.mean_y / mu, sigma2 / mu
+    zz = sigma2 / state.pivot
     xz = zz * ux
     yz = zz * uy
     xx = torch.addcmul(diagonal, xz, ux)
     xy = xz * uy
     yy = torch.addcmul(diagonal, yz, uy)
-    covariance = torch.cat((xx, xy, xz, xy, yy, yz, xz, yz, zz), -1).unflatten(-1, (3, 3))
+    return torch.cat((xx, xy, xz, xy, yy, yz, xz, yz, zz), -1).unflatten(-1, (3, 3))
 
-    # Reprojection error in pixels: K's upper 2x2 applied to the residual, over the depth.
-    ex = torch.addcmul(k.fx * rx, k.skew, ry)
-    ey = torch.addcmul(k.fy * ry, k.k10, rx)
-    error2 = torch.addcmul(ex * ex, ey, ey) + torch.finfo(rx.dtype).tiny
-    residuals = torch.sqrt(error2) / depth.clamp(min=MIN_RESIDUAL_DEPTH)
-    return covariance, residuals
+
+def _pixel_residuals(
+    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, translation: Tensor, valid: Tensor
+) -> Tensor:
+    """``‖project(K, points3d + t) - points2d‖`` `(..., N)`, zeros where invalid.
+
+    The inputs of invalid problems are replaced by harmless values first, so that
+    their gradients are zeros, not NaN.
+    """
+    ok = valid[..., None, None]
+    camera = torch.where(ok, points3d + translation.unsqueeze(-2), 1.0)
+    observed = torch.where(ok, points2d, 0.0)
+    safe_k = torch.eye(2, 3, dtype=camera.dtype, device=camera.device)
+    k = torch.where(ok, intrinsics[..., :2, :], safe_k)
+    depth = camera[..., 2:].clamp(min=MIN_RESIDUAL_DEPTH)
+    projected = (camera[..., :2] / depth) @ k[..., :2].transpose(-1, -2) + k[..., 2].unsqueeze(-2)
+    error2 = (projected - observed).square().sum(-1) + torch.finfo(camera.dtype).tiny
+    return torch.where(valid[..., None], error2.sqrt(), 0.0)
 
 
 def _validated(
@@ -401,6 +370,36 @@ def _expand(t: Tensor, shape: tuple[int, ...]) -> Tensor:
     return t if t.shape == shape else t.expand(shape)
 
 
+def _prepared(
+    points2d: Tensor,
+    points3d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor | None,
+    prior: Tensor | None,
+    damping: float,
+) -> tuple[tuple[Tensor, ...], torch.dtype, torch.dtype]:
+    """Validated inputs in the compute dtype, points and weights with the batch shape."""
+    batch, num_points = _validated(points2d, points3d, intrinsics, weights, prior, damping)
+    tensors = [points2d, points3d, intrinsics] + [t for t in (weights, prior) if t is not None]
+    dtype, out_dtype = compute_dtype(*tensors)
+
+    def cast(t: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
+        t = t if t.dtype == dtype else t.to(dtype)
+        return t if shape is None else _expand(t, shape)
+
+    points2d = cast(points2d, (*batch, num_points, 2))
+    points3d = cast(points3d, (*batch, num_points, 3))
+    if weights is None:
+        weights = points3d.new_ones(()).expand(*batch, num_points)
+    else:
+        weights = cast(weights, (*batch, num_points))
+    if prior is None:
+        prior = points3d.new_zeros(()).expand(*batch, 3)
+    else:
+        prior = cast(prior, (*batch, 3))
+    return (points2d, points3d, cast(intrinsics), weights, prior), dtype, out_dtype
+
+
 def solve_translation(
     points2d: Tensor,
     points3d: Tensor,
@@ -409,6 +408,8 @@ def solve_translation(
     *,
     damping: float = 0.0,
     prior: Tensor | None = None,
+    return_covariance: bool = False,
+    return_residuals: bool = False,
 ) -> TranslationSolution:
     r"""Camera-space translation of a root-relative 3D shape from its 2D keypoints.
 
@@ -421,10 +422,18 @@ def solve_translation(
     free of host synchronisation, LAPACK calls and data-dependent control flow, so it
     runs unchanged on GPU, under :func:`torch.func.vmap`, :func:`torch.func.jacrev`
     and ``torch.compile(fullgraph=True)``. See the Conventions page
-    (https://dgpgeom.readthedocs.io/en/latest/conventions/) for pixel and intrinsics conventions.
+    (``docs/conventions.md``) for pixel and intrinsics conventions.
 
-    Weights scale residuals: multiplying all weights by ``c > 0`` changes nothing,
-    and ``w_i = 0`` is exactly dropping point ``i``.
+    Weights scale residuals: multiplying all weights by any ``c > 0`` changes
+    nothing (they are divided by their largest magnitude first), and ``w_i = 0`` is
+    exactly dropping point ``i``, whatever it holds (NaN and Inf included).
+
+    Trouble that depends on the values (degenerate geometry, a solution behind the
+    camera, NaN or Inf in a used input) never raises: it sets ``valid`` to False for
+    that problem, whose outputs are then finite (the prior, zero covariance and
+    residuals) and whose input gradients are zeros (the gradient of ``translation``
+    passes to ``prior``). Other problems of the batch, and a ``K`` they share, are
+    unaffected.
 
     Accuracy: in float32, for 21 keypoints (any N ≥ 8) of a 10 cm hand 0.3–2 m away,
     focal 300–2000 px and 1 px keypoint noise, the translation agrees with the float64
@@ -438,8 +447,8 @@ def solve_translation(
             (x right, y down, z forward).
         intrinsics: `(..., 3, 3)` pixels, ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
             Broadcasts against the points: one matrix may serve a whole batch.
-        weights: `(..., N)` non-negative confidences (only ``w²`` matters); ``None``
-            means all ones. Needs at least two points (``N >= 2``).
+        weights: `(..., N)` confidences (only ``w²`` matters); ``None`` means all
+            ones. Needs at least two points (``N >= 2``).
         damping: relative strength ``λ >= 0`` of a Tikhonov pull toward ``prior``: the
             objective gains ``λ · Σw² · ‖t - prior‖²``, i.e. each coordinate of ``t``
             is pulled like one extra point carrying a fraction ``λ`` of the total
@@ -449,6 +458,10 @@ def solve_translation(
             unless the prior should win. See the Conventions page.
         prior: `(..., 3)` metres, the translation to pull toward (default zeros). It is
             also what is returned where ``valid`` is False.
+        return_covariance: also compute :attr:`TranslationSolution.covariance` (else
+            None). Off by default: training and placement need only the translation.
+        return_residuals: also compute :attr:`TranslationSolution.residuals` (else
+            None), the pixel reprojection errors.
 
     Returns:
         A :class:`TranslationSolution` ``(translation, valid, covariance, residuals)``.
@@ -465,48 +478,52 @@ def solve_translation(
         >>> t_true = torch.tensor([0.02, -0.01, 0.6])
         >>> camera = points3d + t_true
         >>> points2d = (camera[:, :2] / camera[:, 2:]) * 500.0 + 112.0
-        >>> solution = solve_translation(points2d, points3d, K)
+        >>> solution = solve_translation(points2d, points3d, K, return_residuals=True)
         >>> torch.allclose(solution.translation, t_true, atol=1e-5), bool(solution.valid)
+        (True, True)
+        >>> bool(solution.residuals.max() < 1e-2), solution.covariance is None
         (True, True)
 
     References:
         E. Valassakis and G. Garcia-Hernando. *HandDGP: Camera-Space Hand Mesh
         Prediction with Differentiable Global Positioning.* ECCV 2024, §3.1–3.2.
     """
-    batch, num_points = _validated(points2d, points3d, intrinsics, weights, prior, damping)
-    tensors = [points2d, points3d, intrinsics] + [t for t in (weights, prior) if t is not None]
-    dtype, out_dtype = compute_dtype(*tensors)
-    points2d = _expand(points2d.to(dtype), (*batch, num_points, 2))
-    points3d = _expand(points3d.to(dtype), (*batch, num_points, 3))
-    intrinsics = intrinsics.to(dtype)
-    if weights is None:
-        weights = points3d.new_ones((*batch, num_points))
-    else:
-        weights = _expand(weights.to(dtype), (*batch, num_points))
-    if prior is None:
-        prior = points3d.new_zeros((*batch, 3))
-    else:
-        prior = _expand(prior.to(dtype), (*batch, 3))
-
-    k = _intrinsics(intrinsics)
-    planes = _planes(points2d, points3d, k)
+    inputs, dtype, out_dtype = _prepared(points2d, points3d, intrinsics, weights, prior, damping)
     damping = float(damping)
-    moments = _moments(planes.x, planes.y, weights, damping)
-    inputs = (points2d, points3d, intrinsics, weights, prior)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        solution = _WeightedDLT.apply(prior, damping, *planes, *moments)
+        translation, _, valid, *_ = _WeightedDLT.apply(*inputs, damping)
     else:
-        solution = _solve_with_residuals(moments, planes, prior, damping)
-    translation, *residual_planes = solution
-    covariance, residuals = _statistics(moments, k, *residual_planes, damping)
-    valid = moments.valid.squeeze(-1)
+        state = _closed_form(*inputs, damping)
+        valid = state.valid
+        translation = torch.where(valid, state.translation, inputs[4])
+    covariance = residuals = None
+    if return_covariance:
+        covariance = _covariance(_closed_form(*_sanitised(inputs, valid), damping), damping)
+    if return_residuals:
+        residuals = _pixel_residuals(*inputs[:3], translation, valid.squeeze(-1))
+    valid = valid.squeeze(-1)
     if out_dtype != dtype:
-        translation, covariance, residuals = (
-            translation.to(out_dtype),
-            covariance.to(out_dtype),
-            residuals.to(out_dtype),
-        )
+        translation = translation.to(out_dtype)
+        covariance = None if covariance is None else covariance.to(out_dtype)
+        residuals = None if residuals is None else residuals.to(out_dtype)
     return TranslationSolution(translation, valid, covariance, residuals)
+
+
+def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
+    """The inputs with the problems that are not valid replaced by finite ones.
+
+    Plain-autograd statistics computed from these have zero (not NaN) gradients for
+    those problems, and none reaching a ``K`` they share with valid ones.
+    """
+    points2d, points3d, intrinsics, weights, prior = inputs
+    ok = valid.unsqueeze(-1)
+    return (
+        torch.where(ok, points2d, 0.0),
+        torch.where(ok, points3d, 0.0),
+        torch.where(ok, intrinsics, torch.eye(3, dtype=intrinsics.dtype, device=intrinsics.device)),
+        torch.where(valid, weights, 0.0),
+        torch.where(valid, prior, 0.0),
+    )
 
 
 def _solve_translation_naive(
@@ -519,14 +536,6 @@ def _solve_translation_naive(
     prior: Tensor | None = None,
 ) -> Tensor:
     """Plain-autograd twin of :func:`solve_translation` (translation only), for tests."""
-    batch, num_points = _validated(points2d, points3d, intrinsics, weights, prior, damping)
-    if weights is None:
-        weights = points3d.new_ones((*batch, num_points))
-    if prior is None:
-        prior = points3d.new_zeros((*batch, 3))
-    points3d = points3d.expand(*batch, num_points, 3)
-    planes = _planes(points2d, points3d, _intrinsics(intrinsics))
-    planes = _Planes(*(t.expand(*batch, num_points) for t in planes))
-    weights = weights.expand(*batch, num_points)
-    moments = _moments(planes.x, planes.y, weights, float(damping))
-    return _solve(moments, planes, prior.expand(*batch, 3), float(damping))[0]
+    inputs, _, _ = _prepared(points2d, points3d, intrinsics, weights, prior, damping)
+    state = _closed_form(*inputs, float(damping))
+    return torch.where(state.valid, state.translation, inputs[4])

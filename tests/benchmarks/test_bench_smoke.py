@@ -67,4 +67,5 @@ def test_harness_runs_and_reports(tmp_path, capsys):
     assert cells[("cv2_epnp", 8, "forward+backward")]["status"] == "n/a"
     assert cells[("dgpgeom", 8, "forward+backward")]["seconds_per_problem"] > 0
     assert saved["aten_ops_b1"]["dgpgeom"]["forward"]["total"] > 0
-    assert len(saved["targets"]) == len(result["targets"]) == 4
+    # 4 general targets, then 5 for the small batch and the plain-autograd prototype
+    assert len(saved["targets"]) == len(result["targets"]) == 9

@@ -333,9 +333,20 @@ class TestSolveTranslationMultiview:
         p3 = p3 @ rig.rotations[..., 0, :, :].mT
         eye = torch.eye(3, dtype=F64, device=device).expand(256, 1, 3, 3)
         zero = torch.zeros(256, 1, 3, dtype=F64, device=device)
+        # A prior in front of the camera (a pull behind it makes the single view invalid).
         prior = torch.rand(256, 3, dtype=F64, device=device)
+        prior[:, 2] += 0.5
         multi = solve_translation_multiview(p2, p3, K, eye, zero, w, damping=damping, prior=prior)
-        single = solve_translation(p2[:, 0], p3, K[:, 0], w[:, 0], damping=damping, prior=prior)
+        single = solve_translation(
+            p2[:, 0],
+            p3,
+            K[:, 0],
+            w[:, 0],
+            damping=damping,
+            prior=prior,
+            return_covariance=True,
+            return_residuals=True,
+        )
         assert torch.equal(multi.valid, single.valid) and bool(single.valid.all())
         assert_close_rel(multi.translation, single.translation, 1e-12)
         torch.testing.assert_close(multi.covariance, single.covariance, rtol=1e-9, atol=1e-15)
