@@ -291,6 +291,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="override a config value (JSON value or bare string), e.g. train.epochs=3",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="stop after this many total steps, keeping the schedule of the whole run "
+        "(a training stage; use a multiple of train.checkpoint_every so that a checkpoint "
+        "is written there; rerun without it to go on)",
+    )
     return parser
 
 
@@ -307,7 +316,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from handdgp.training_run import run_training
 
     summary = run_training(
-        args.config, dict(args.overrides), run_dir=args.run_dir, progress=not args.no_progress
+        args.config,
+        dict(args.overrides),
+        run_dir=args.run_dir,
+        progress=not args.no_progress,
+        stop_after=args.stop_after,
     )
     print(f"{summary['steps']}/{summary['total_steps']} steps; run directory {summary['run_dir']}")
     return 0

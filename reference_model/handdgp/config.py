@@ -87,7 +87,7 @@ class LossConfig:
 
     vertex: float = 1.0
     keypoint3d: float = 1.0
-    pose: float = 1.0
+    pose: float = 10.0
     keypoint2d: float = 1.0
     heatmap: float = 0.5
     edge: float = 1.0

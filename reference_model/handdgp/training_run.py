@@ -42,6 +42,7 @@ def run_training(
     model_factory: ModelFactory | None = None,
     dataset_factory: DatasetFactory | None = None,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train an experiment end to end, evaluating on its held-out set as it goes.
 
@@ -52,6 +53,9 @@ def run_training(
         model_factory, dataset_factory: see :mod:`handdgp.loading` (defaults: the
             packaged hand template and the synthetic-data crops).
         progress: show a progress bar.
+        stop_after: stop after this many total steps (a multiple of
+            ``train.checkpoint_every`` leaves a checkpoint there); the learning-rate
+            schedule stays that of the whole run.
 
     Returns:
         :func:`handdgp.train.train`'s summary plus ``run_dir``.
@@ -73,5 +77,7 @@ def run_training(
         return evaluate_model(model, dataset, max_samples=config.data.max_test_samples)
 
     components = TrainingComponents(model, faces, train_set, test_set)
-    summary = train(config, run_dir, components, evaluate=evaluate, progress=progress)
+    summary = train(
+        config, run_dir, components, evaluate=evaluate, progress=progress, stop_after=stop_after
+    )
     return {**summary, "run_dir": str(run_dir)}
