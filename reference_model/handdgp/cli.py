@@ -634,6 +634,43 @@ def _cmd_detect_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- export-onnx
+
+
+def _add_export_onnx(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export-onnx",
+        help="export a checkpoint's network (DGP included) to ONNX",
+        description=(
+            "Export the network of CHECKPOINT as an ONNX model: crops (B, 3, S, S) in [0, 1] "
+            "and their intrinsics (B, 3, 3) in; camera-space vertices, keypoints and "
+            "translation, 2D keypoints, weights and valid out. Then run it in ONNX Runtime "
+            "and PyTorch on random crops and print the largest differences."
+        ),
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="model.pt or checkpoint.pt, or the name of a shipped checkpoint (full)",
+    )
+    p.add_argument("--out", type=Path, default=Path("handdgp.onnx"), help="the .onnx file")
+    p.add_argument(
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default="dynamo",
+        help="torch.onnx's exporter; the TorchScript one fixes the batch size",
+    )
+    p.add_argument("--check", type=int, default=4, help="random crops to compare on (0: no check)")
+    p.set_defaults(func=_cmd_export_onnx)
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from handdgp.onnx_export import export_command
+
+    return export_command(args)
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -664,6 +701,7 @@ _PARSERS: list[Callable] = [
     _add_predict,
     _add_baselines,
     _add_detect_recall,
+    _add_export_onnx,
 ]
 
 
