@@ -266,3 +266,21 @@ class TestLargeImages:
         assert np.allclose(data["intrinsics"], [[2000, 0, 1599.5], [0, 2000, 849.5], [0, 0, 1]])
         box = np.asarray(data["box"])  # the whole image, padded to a square, in original pixels
         assert np.allclose(box, [-0.5, -750.5, 3199.5, 2449.5])
+
+
+def test_mediapipe_finds_the_demo_hand():
+    """The real finder on the repository's demo image: its box overlaps the true one."""
+    pytest.importorskip("mediapipe", reason="the hand finder needs handdgp[detect]")
+    from pathlib import Path
+
+    from handdgp.detect import box_iou, find_hand_box, keypoint_box
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "data"
+    truth = json.loads((folder / "synthetic_hand.json").read_text())
+    image, factor, _ = read_image(folder / "synthetic_hand.jpg")
+    k, keypoints = np.asarray(truth["intrinsics"]), np.asarray(truth["keypoints_cam"])
+    uvw = keypoints @ k.T
+    box = find_hand_box(image)
+    assert factor == 1 and box is not None
+    assert box_iou(box, keypoint_box(uvw[:, :2] / uvw[:, 2:])) > 0.6
+    assert find_hand_box(np.full((120, 160, 3), 90, np.uint8)) is None
