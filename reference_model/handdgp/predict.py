@@ -39,7 +39,7 @@ from handdgp.inference import (
     model_device,
     run_model,
 )
-from handdgp.outputs import write_outputs
+from handdgp.outputs import plot_overlay, plot_side_view, write_ply, write_prediction_json
 
 __all__ = [
     "DEFAULT_FOCAL_FACTOR",
@@ -48,6 +48,9 @@ __all__ = [
     "predict_batch",
     "predict_command",
     "predict_image",
+    "read_image",
+    "reduction_factor",
+    "to_reduced",
 ]
 
 #: Without intrinsics the focal length is assumed to be this factor times the
@@ -348,37 +351,242 @@ def predict_image(
     return Prediction(*(v if isinstance(v, bool) else v[0] for v in out))
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """The image, checked (missing, undecodable or truncated: an error naming it)."""
-    from handdgp.data.imageio import read_rgb
+#: Images are decoded at 1/2, 1/4 or 1/8 of their size (a JPEG's DCT scaling, so a
+#: large photo is never decoded whole) while the hand box keeps at least
+#: ``_BOX_PIXELS`` pixels on its longer side (the crop is a few hundred pixels at
+#: most) or, without a box, the image keeps ``_IMAGE_PIXELS`` (for the hand finder).
+_BOX_PIXELS = 512
+_IMAGE_PIXELS = 1536
 
-    return read_rgb(path)
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(height, width)`` from a JPEG's start-of-frame header, or None if not a JPEG."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 2
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
+                data[i + 7 : i + 9], "big"
+            )
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
 
 
-def predict_command(args: argparse.Namespace, *, model_factory=None) -> int:
+def reduction_factor(height: int, width: int, box: Sequence[float] | None = None) -> int:
+    """How much an image can be shrunk on read: 1, 2, 4 or 8.
+
+    The largest factor that keeps the box's longer side (or, without a box, the
+    image's) at ``_BOX_PIXELS`` (``_IMAGE_PIXELS``) pixels or more.
+
+    Example:
+        >>> reduction_factor(4704, 9184), reduction_factor(480, 640)
+        (4, 1)
+        >>> reduction_factor(4704, 9184, (4000, 2000, 4800, 2900))
+        1
+    """
+    if box is None:
+        side, needed = max(height, width), _IMAGE_PIXELS
+    else:
+        side, needed = max(box[2] - box[0], box[3] - box[1]), _BOX_PIXELS
+    return next((f for f in (8, 4, 2) if side / f >= needed), 1)
+
+
+def read_image(
+    path: Path, box: Sequence[float] | None = None
+) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """Read an RGB image, shrunk by :func:`reduction_factor` on read.
+
+    Pixel ``i`` of the result covers original pixels ``[f i, f i + f)``: its centre is
+    original pixel ``f i + (f - 1) / 2`` (see :func:`to_reduced`).
+
+    Returns:
+        ``(image, f, (H, W))``: `(h, w, 3)` uint8 RGB, the factor, the original size.
+
+    Raises:
+        FileNotFoundError: ``image: no file ...`` when the file is missing.
+        ValueError: ``image: ...`` when it is not an image OpenCV decodes, or is truncated.
+    """
+    import cv2
+
+    from handdgp.data.imageio import _decode
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image: no file {str(path)!r}")
+    try:
+        with path.open("rb") as file:
+            size = _jpeg_size(file.read(1 << 20))
+        factor = 1 if size is None else reduction_factor(*size, box)
+        flags = {
+            1: cv2.IMREAD_COLOR,
+            2: cv2.IMREAD_REDUCED_COLOR_2,
+            4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8,
+        }[factor]
+        image = _decode(path, flags, None)
+    except ValueError as error:
+        raise ValueError(f"image: {error}") from error
+    if size is None:  # not a JPEG: decoded whole, shrunk by averaging f x f blocks
+        size = image.shape[:2]
+        factor = reduction_factor(*size, box)
+        if factor > 1:
+            image = cv2.resize(
+                image, (size[1] // factor, size[0] // factor), interpolation=cv2.INTER_AREA
+            )
+    elif (
+        (-(-size[1] // factor), -(-size[0] // factor))
+        == image.shape[:2]
+        != (-(-size[0] // factor), -(-size[1] // factor))
+    ):
+        size = size[::-1]  # turned by its EXIF orientation
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), factor, (int(size[0]), int(size[1]))
+
+
+def to_reduced(factor: int) -> np.ndarray:
+    """`(3, 3)` map from original pixels to those of an image shrunk by ``factor``.
+
+    ``x_reduced = (x - (f - 1) / 2) / f``; box corners on pixel edges map alike.
+
+    Example:
+        >>> to_reduced(4) @ [1.5, 5.5, 1.0]
+        array([0., 1., 1.])
+    """
+    shift = -(factor - 1) / (2 * factor)
+    return np.array([[1 / factor, 0.0, shift], [0.0, 1 / factor, shift], [0.0, 0.0, 1.0]])
+
+
+def _pixels(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, np.float64)
+    return pts * matrix[0, 0] + matrix[0, 2]
+
+
+def _box_pixels(box: np.ndarray | Sequence[float], matrix: np.ndarray) -> np.ndarray:
+    return _pixels(np.asarray(box, np.float64).reshape(2, 2), matrix).reshape(4)
+
+
+def check_device(name: str) -> torch.device:
+    """The ``--device`` value as a device this PyTorch can use.
+
+    Raises:
+        ValueError: ``--device ...`` for an unknown device or one not available.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"--device {name}: not a device name (e.g. cpu, cuda, cuda:1)") from error
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: this PyTorch has no CUDA device; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: only {count} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name}: expected cpu, cuda or mps")
+    return device
+
+
+def _default_hand_finder():
+    from handdgp.detect import detector_available, find_hand_box
+
+    return find_hand_box if detector_available() else None
+
+
+def _hand_box(args: argparse.Namespace, image: np.ndarray, hand_finder) -> np.ndarray | None:
+    """The hand box in ``image``'s pixels: ``--box`` (mapped), the finder's, or None."""
+    if hand_finder is None:
+        print(
+            "WARNING: no --box given and no hand detector installed (pip install "
+            "'handdgp[detect]'): the whole image is used as the hand box"
+        )
+        return None
+    box = hand_finder(image)
+    if box is None:
+        print(
+            f"WARNING: no hand found in {args.image}: the whole image is used as the hand "
+            "box; give --box X0,Y0,X1,Y1"
+        )
+    return box
+
+
+_FIND = object()  # the default hand finder: handdgp.detect's where installed
+
+
+def predict_command(args: argparse.Namespace, *, model_factory=None, hand_finder=_FIND) -> int:
     """``handdgp predict``: predict one image and write the mesh, keypoints and figures.
 
-    Prints where each file went, and a ``WARNING`` line when the intrinsics were
-    assumed. Returns the exit status (0).
+    A large image is shrunk on read (:func:`read_image`); the intrinsics and the box
+    are mapped to the shrunk image and every 2D output back to the original's
+    pixels. Without ``--box`` the hand is found by ``hand_finder`` (an image -> box or
+    None function; default :func:`handdgp.detect.find_hand_box` where MediaPipe is
+    installed, None for none), else the whole image is used, with a ``WARNING`` line,
+    as when the intrinsics are assumed.
+
+    Returns:
+        The exit status (0).
+
+    Raises:
+        ValueError, OSError: a user's mistake, naming the option (printed by the CLI
+            as one ``error:`` line).
     """
     from handdgp.loading import load_model
 
-    image = _read_rgb(args.image)
-    loaded = load_model(args.checkpoint, model_factory=model_factory, device=args.device)
-    intrinsics = None
+    device = check_device(args.device)
+    image, factor, (height, width) = read_image(args.image, args.box)
+    if args.box is not None:
+        x0, y0, x1, y1 = args.box
+        if x1 <= -0.5 or y1 <= -0.5 or x0 >= width - 0.5 or y0 >= height - 0.5:
+            raise ValueError(
+                f"--box {x0:g},{y0:g},{x1:g},{y1:g}: wholly outside the {width}x{height} image"
+            )
+    try:
+        loaded = load_model(args.checkpoint, model_factory=model_factory, device=device)
+    except RuntimeError as error:  # weights that do not fit the model built from its config
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--checkpoint {args.checkpoint}: cannot be loaded ({first})") from error
+    reduce = to_reduced(factor)
     if args.intrinsics is not None:
         fx, fy, cx, cy = args.intrinsics
-        intrinsics = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        prediction = predict_image(
-            loaded.model,
-            image,
-            intrinsics,
-            args.box,
-            data=loaded.config.data,
-            positioning=args.positioning,
+        k_original = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    else:
+        k_original = default_intrinsics(height, width)
+    if args.box is not None:
+        box = _box_pixels(args.box, reduce)
+    else:
+        box = _hand_box(
+            args, image, _default_hand_finder() if hand_finder is _FIND else hand_finder
         )
+        if box is not None:
+            b = _box_pixels(box, np.linalg.inv(reduce))
+            print(f"hand found: box {b[0]:.0f},{b[1]:.0f},{b[2]:.0f},{b[3]:.0f}")
+    seen = predict_image(
+        loaded.model,
+        image,
+        reduce @ k_original,
+        box,
+        data=loaded.config.data,
+        positioning=args.positioning,
+    )._replace(intrinsics_assumed=args.intrinsics is None)
+    back = np.linalg.inv(reduce)
+    prediction = seen._replace(
+        keypoints2d=_pixels(seen.keypoints2d, back),
+        box=_box_pixels(seen.box, back),
+        intrinsics=k_original,
+    )
     if prediction.intrinsics_assumed:
         k = prediction.intrinsics
         print(
@@ -388,7 +596,14 @@ def predict_command(args: argparse.Namespace, *, model_factory=None) -> int:
         )
     if not bool(prediction.valid):
         print("WARNING: the positioning was degenerate; the translation is not reliable")
-    paths = write_outputs(args.out, args.image.stem, image, prediction, loaded.faces)
+    out, stem = Path(args.out), args.image.stem
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {  # the files in the original's pixels; the figures on the image as read
+        "mesh": write_ply(out / f"{stem}_mesh.ply", prediction.vertices_cam, loaded.faces),
+        "keypoints": write_prediction_json(out / f"{stem}_keypoints.json", prediction),
+        "overlay": plot_overlay(out / f"{stem}_overlay.png", image, seen, loaded.faces),
+        "side_view": plot_side_view(out / f"{stem}_side_view.png", seen, image.shape[:2]),
+    }
     t = prediction.translation
     print(f"wrist (camera space): x = {t[0]:+.4f} m, y = {t[1]:+.4f} m, z = {t[2]:.4f} m")
     for name, path in paths.items():
