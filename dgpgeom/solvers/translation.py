@@ -422,7 +422,8 @@ def solve_translation(
     free of host synchronisation, LAPACK calls and data-dependent control flow, so it
     runs unchanged on GPU, under :func:`torch.func.vmap`, :func:`torch.func.jacrev`
     and ``torch.compile(fullgraph=True)``. See the Conventions page
-    (``docs/conventions.md``) for pixel and intrinsics conventions.
+    (https://dgpgeom.readthedocs.io/en/latest/conventions/) for pixel and intrinsics
+    conventions.
 
     Weights scale residuals: multiplying all weights by any ``c > 0`` changes
     nothing (they are divided by their largest magnitude first), and ``w_i = 0`` is

@@ -133,7 +133,10 @@ class TestCropDataset:
         crops = CropDataset(dataset, seed=5, **variant)
         for index in (0, 11, 64):
             item = crops[index, 2]
-            assert set(item) == {*CONTRACT, "index"} and item["index"] == index
+            # The synthetic set has the hand model's parameters: rotation targets too.
+            assert set(item) == {*CONTRACT, "index", "joint_rotations", "shape"}
+            assert item["index"] == index
+            assert item["joint_rotations"].shape[-2:] == (3, 3) and item["shape"].ndim == 1
             for name, (shape, dtype) in CONTRACT.items():
                 assert item[name].shape == shape and item[name].dtype == dtype, name
             assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1

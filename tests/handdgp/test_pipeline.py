@@ -8,16 +8,14 @@ ablations that change the data path (A4, no rectification) or the positioning he
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
 import torch
 
-import handdgp.training_run
 from handdgp.cli import main
 from handdgp.evaluate import TABLE_COLUMNS
-from handdgp.train import CHECKPOINT, FINAL_MODEL, load_checkpoint, read_metrics, train
+from handdgp.train import CHECKPOINT, FINAL_MODEL, load_checkpoint, read_metrics
 
 STEPS = 6  # batch 8 over 48 samples: one epoch
 KILL_AT = 5  # after the checkpoint of step 4: step 5 is lost and redone
@@ -70,18 +68,15 @@ def test_make_data_writes_the_freihand_layout(data):
         assert len(list((data / name / "training" / "rgb").glob("*.jpg"))) == num
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
-    data, full_run, monkeypatch, capsys
-):
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(data, full_run, capsys):
     run = data / "runs" / "killed"
-    killed = functools.partial(train, stop_after=KILL_AT)
-    monkeypatch.setattr(handdgp.training_run, "train", killed)
-    assert main(["train", "full", "--run-dir", str(run), *toy_overrides(data)]) == 0
+    # Stopping after step 5 leaves the state a kill there would: the checkpoint of step 4.
+    killed = ["train", "full", "--run-dir", str(run), "--stop-after", str(KILL_AT)]
+    assert main([*killed, *toy_overrides(data)]) == 0
     assert f"{KILL_AT}/{STEPS} steps" in capsys.readouterr().out
     assert not (run / FINAL_MODEL).exists()
     assert load_checkpoint(run / CHECKPOINT)["step"] == 4
 
-    monkeypatch.setattr(handdgp.training_run, "train", train)
     assert main(["train", "full", "--run-dir", str(run), *toy_overrides(data)]) == 0
     assert f"{STEPS}/{STEPS} steps" in capsys.readouterr().out
 
