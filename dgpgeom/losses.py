@@ -427,8 +427,8 @@ def _reprojection_loss_naive(
 
 
 def keypoint_consistency_loss(
-    points2d: Tensor,
     points3d_cam: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     valid: Tensor | None = None,
     *,
@@ -445,8 +445,8 @@ def keypoint_consistency_loss(
     ``points2d`` and the first two rows of ``intrinsics`` by the image size.
 
     Args:
-        points2d: `(..., N, 2)` pixels, the 2D decoder's keypoints.
         points3d_cam: `(..., N, 3)` metres, the predicted camera-space keypoints.
+        points2d: `(..., N, 2)` pixels, the 2D decoder's keypoints.
         intrinsics: `(..., 3, 3)` pixels.
         valid: `(..., N)` bool or ``None``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (see :func:`reprojection_loss`).
@@ -462,7 +462,7 @@ def keypoint_consistency_loss(
         >>> K = torch.tensor([[500.0, 0.0, 112.0], [0.0, 500.0, 112.0], [0.0, 0.0, 1.0]])
         >>> keypoints3d = torch.tensor([[0.0, 0.0, 0.5], [0.05, 0.0, 0.5]])
         >>> keypoints2d = torch.tensor([[112.0, 113.0], [162.0, 112.0]])
-        >>> keypoint_consistency_loss(keypoints2d, keypoints3d, K)
+        >>> keypoint_consistency_loss(keypoints3d, keypoints2d, K)
         tensor(0.2500)
 
     References:

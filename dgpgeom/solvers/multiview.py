@@ -81,17 +81,17 @@ class MultiviewTranslationSolution(NamedTuple):
             :data:`~dgpgeom.solvers.translation.CONDITION_TOLERANCE_EPS` machine
             epsilons; ``e₂`` is the sum of its principal 2×2 minors. For one camera
             this bound is at most twice as strict as the single-view one).
+        residuals: `(..., C, N)` pixels: the reprojection error of every point in
+            every camera, whatever its weight.
         covariance: `(..., 3, 3)` square metres, world frame: ``σ̂² N⁻¹`` with
             ``σ̂² = Σ w² ‖r‖² / (2n - 3)`` from the weighted DLT residuals of the ``n``
             observations with non-zero weight. Zeros where ``valid`` is False.
-        residuals: `(..., C, N)` pixels: the reprojection error of every point in
-            every camera, whatever its weight.
     """
 
     translation: Tensor
     valid: Tensor
-    covariance: Tensor
     residuals: Tensor
+    covariance: Tensor
 
 
 class _System(NamedTuple):
@@ -311,8 +311,8 @@ def _statistics(
 
 
 def _validated(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -322,8 +322,8 @@ def _validated(
 ) -> tuple[torch.Size, int, int]:
     check = ShapeChecker()
     batches = {
-        "points2d": check(points2d, "points2d", "... C N 2"),
         "points3d": check(points3d, "points3d", "... N 3"),
+        "points2d": check(points2d, "points2d", "... C N 2"),
         "intrinsics": check(intrinsics, "intrinsics", "... C 3 3"),
         "rotations": check(rotations, "rotations", "... C 3 3"),
         "camera_translations": check(camera_translations, "camera_translations", "... C 3"),
@@ -344,8 +344,8 @@ def _validated(
 
 
 def solve_translation_multiview(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -381,8 +381,8 @@ def solve_translation_multiview(
     float16/bfloat16 inputs are computed in float32.
 
     Args:
-        points2d: `(..., C, N, 2)` pixels, (x, y), point ``i`` as seen by camera ``c``.
         points3d: `(..., N, 3)` metres, root-relative, axes of the world frame.
+        points2d: `(..., C, N, 2)` pixels, (x, y), point ``i`` as seen by camera ``c``.
         intrinsics: `(..., C, 3, 3)` pixels, ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
         rotations: `(..., C, 3, 3)` world-to-camera rotations ``R_c``. Used as given
             (no orthonormality is enforced); gradients treat them as free matrices.
@@ -397,7 +397,7 @@ def solve_translation_multiview(
 
     Returns:
         A :class:`MultiviewTranslationSolution`
-        ``(translation, valid, covariance, residuals)``.
+        ``(translation, valid, residuals, covariance)``.
 
     Raises:
         ShapeError: on a wrong shape, mismatched ``C`` or ``N``, fewer than two
@@ -415,7 +415,7 @@ def solve_translation_multiview(
         >>> t_true = torch.tensor([0.02, -0.01, 0.03])
         >>> camera = (points3d + t_true) @ R.mT + t_cam[:, None]
         >>> points2d = camera[..., :2] / camera[..., 2:] * 500.0 + 112.0
-        >>> solution = solve_translation_multiview(points2d, points3d, K, R, t_cam)
+        >>> solution = solve_translation_multiview(points3d, points2d, K, R, t_cam)
         >>> torch.allclose(solution.translation, t_true, atol=1e-5), bool(solution.valid)
         (True, True)
 
@@ -426,9 +426,9 @@ def solve_translation_multiview(
         2nd ed., §4.1 (DLT) and §12.2 (linear triangulation).
     """
     batch, num_cameras, num_points = _validated(
-        points2d, points3d, intrinsics, rotations, camera_translations, weights, prior, damping
+        points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )
-    tensors = [points2d, points3d, intrinsics, rotations, camera_translations]
+    tensors = [points3d, points2d, intrinsics, rotations, camera_translations]
     tensors += [t for t in (weights, prior) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
     views = (*batch, num_cameras)
@@ -468,12 +468,12 @@ def solve_translation_multiview(
             covariance.to(out_dtype),
             residuals.to(out_dtype),
         )
-    return MultiviewTranslationSolution(translation, valid, covariance, residuals)
+    return MultiviewTranslationSolution(translation, valid, residuals, covariance)
 
 
 def _solve_translation_multiview_naive(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -484,7 +484,7 @@ def _solve_translation_multiview_naive(
 ) -> Tensor:
     """Plain-autograd twin of :func:`solve_translation_multiview` (translation only)."""
     batch, num_cameras, num_points = _validated(
-        points2d, points3d, intrinsics, rotations, camera_translations, weights, prior, damping
+        points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )
     views = (*batch, num_cameras)
     if weights is None:

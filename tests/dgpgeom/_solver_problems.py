@@ -67,7 +67,7 @@ def make_problem(
         (*shape, num_points), generator=gen, dtype=F64
     )
     return TranslationProblem(
-        *(t.to(device=device, dtype=dtype) for t in (points2d, points3d, intrinsics, weights)),
+        *(t.to(device=device, dtype=dtype) for t in (points3d, points2d, intrinsics, weights)),
         translation.to(device=device, dtype=dtype),
         image_size,
     )
@@ -98,7 +98,7 @@ def well_scaled_problem(
 
 
 def explicit_system(
-    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, weights: Tensor
+    points3d: Tensor, points2d: Tensor, intrinsics: Tensor, weights: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The paper's ``A`` `(2N, 3)`, ``B`` `(2N,)` (Eq. 5) and ``W`` `(2N, 2N)` (Eq. 7).
 
@@ -123,7 +123,7 @@ def explicit_system(
 
 
 def reprojection_error(
-    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, translation: Tensor
+    points3d: Tensor, points2d: Tensor, intrinsics: Tensor, translation: Tensor
 ) -> Tensor:
     """``‖project(K, points3d + t) - points2d‖`` `(..., N)` pixels."""
     projected = project(points3d + translation.unsqueeze(-2), intrinsics)
