@@ -54,13 +54,18 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom._core import expand_to, normalize_pixels
 from dgpgeom.solvers import _sym3
 from dgpgeom.solvers.translation import (
     CONDITION_TOLERANCE_EPS,
     MIN_RESIDUAL_DEPTH,
-    _expand,
-    _normalize,
+)
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
 )
 
 __all__ = ["MultiviewTranslationSolution", "solve_translation_multiview"]
@@ -338,8 +343,7 @@ def _validated(
             "points2d: expected at least 2 observations (C * N >= 2), "
             f"got C={num_cameras}, N={num_points}"
         )
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_cameras, num_points
 
 
@@ -402,7 +406,9 @@ def solve_translation_multiview(
     Raises:
         ShapeError: on a wrong shape, mismatched ``C`` or ``N``, fewer than two
             observations, batch dimensions that do not broadcast, a non-floating
-            dtype, tensors on different devices, or a negative ``damping``.
+            dtype, or tensors on different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on a negative ``damping``.
 
     Example:
         >>> import torch
@@ -432,21 +438,21 @@ def solve_translation_multiview(
     tensors += [t for t in (weights, prior) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
     views = (*batch, num_cameras)
-    points2d = _expand(points2d.to(dtype), (*views, num_points, 2))
-    points3d = _expand(points3d.to(dtype), (*batch, num_points, 3))
-    intrinsics = _expand(intrinsics.to(dtype), (*views, 3, 3))
-    rotations = _expand(rotations.to(dtype), (*views, 3, 3))
-    camera_translations = _expand(camera_translations.to(dtype), (*views, 3))
+    points2d = expand_to(points2d.to(dtype), (*views, num_points, 2))
+    points3d = expand_to(points3d.to(dtype), (*batch, num_points, 3))
+    intrinsics = expand_to(intrinsics.to(dtype), (*views, 3, 3))
+    rotations = expand_to(rotations.to(dtype), (*views, 3, 3))
+    camera_translations = expand_to(camera_translations.to(dtype), (*views, 3))
     if weights is None:
         weights = points2d.new_ones((*views, num_points))
     else:
-        weights = _expand(weights.to(dtype), (*views, num_points))
+        weights = expand_to(weights.to(dtype), (*views, num_points))
     if prior is None:
         prior = points2d.new_zeros((*batch, 3))
     else:
-        prior = _expand(prior.to(dtype), (*batch, 3))
+        prior = expand_to(prior.to(dtype), (*batch, 3))
 
-    xn = _normalize(points2d, intrinsics)
+    xn = normalize_pixels(points2d, intrinsics)
     damping = float(damping)
     translation, valid = _MultiviewDLT.apply(
         xn, points3d, rotations, camera_translations, weights, prior, damping
@@ -491,7 +497,7 @@ def _solve_translation_multiview_naive(
         weights = points2d.new_ones((*views, num_points))
     if prior is None:
         prior = points2d.new_zeros((*batch, 3))
-    xn = _normalize(points2d, intrinsics)
+    xn = normalize_pixels(points2d, intrinsics)
     translation, _ = _solve(
         xn.expand(*views, num_points, 2),
         points3d.expand(*batch, num_points, 3),

@@ -7,8 +7,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError
 from dgpgeom.solvers.translation import solve_translation
+from dgpgeom.validation import ShapeChecker, ShapeError
 
 __all__ = ["MeshPlacement", "position_mesh", "regress_keypoints"]
 

@@ -27,13 +27,19 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom._core import expand_to
 from dgpgeom.solvers import _sym3
 from dgpgeom.solvers.translation import (
     CONDITION_TOLERANCE_EPS,
     MIN_RESIDUAL_DEPTH,
-    _expand,
     solve_translation,
+)
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
 )
 
 __all__ = ["ROBUST_KERNELS", "RefinedTranslation", "refine_translation"]
@@ -242,14 +248,10 @@ def _validated(
     num_points = check.sizes["N"]
     if num_points < 2:
         raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
-        raise ShapeError(f"iterations: expected a non-negative Python int, got {iterations!r}")
-    if robust is not None and robust not in ROBUST_KERNELS:
-        raise ShapeError(f"robust: expected None, 'huber' or 'cauchy', got {robust!r}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
-        raise ShapeError(f"scale: expected a positive Python float (pixels), got {scale!r}")
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+    check_option(iterations, "iterations", minimum=0, integer=True)
+    check_option(robust, "robust", choices=(None, *ROBUST_KERNELS))
+    check_option(scale, "scale", minimum=0.0, strict=True)
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_points
 
 
@@ -316,9 +318,10 @@ def refine_translation(
 
     Raises:
         ShapeError: on a wrong shape, fewer than two points, mismatched ``N``, batch
-            dimensions that do not broadcast, a non-floating dtype, tensors on
-            different devices, or an invalid ``iterations``, ``robust``, ``scale``
-            or ``damping``.
+            dimensions that do not broadcast, a non-floating dtype, or tensors on
+            different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on an invalid ``iterations``, ``robust``, ``scale`` or ``damping``.
 
     Example:
         >>> import torch
@@ -348,19 +351,19 @@ def refine_translation(
     )
     tensors = [points3d, points2d, intrinsics] + [t for t in (weights, initial) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
-    points2d = _expand(points2d.to(dtype), (*batch, num_points, 2))
-    points3d = _expand(points3d.to(dtype), (*batch, num_points, 3))
+    points2d = expand_to(points2d.to(dtype), (*batch, num_points, 2))
+    points3d = expand_to(points3d.to(dtype), (*batch, num_points, 3))
     intrinsics = intrinsics.to(dtype)
     if weights is None:
         weights = points3d.new_ones((*batch, num_points))
     else:
-        weights = _expand(weights.to(dtype), (*batch, num_points))
+        weights = expand_to(weights.to(dtype), (*batch, num_points))
 
     if initial is None:
         dlt = solve_translation(points3d, points2d, intrinsics, weights)
         start, start_ok = dlt.translation, dlt.valid
     else:
-        start = _expand(initial.to(dtype), (*batch, 3))
+        start = expand_to(initial.to(dtype), (*batch, 3))
         start_ok = torch.ones(batch, dtype=torch.bool, device=start.device)
 
     w2 = weights.square()

@@ -58,8 +58,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
-from dgpgeom.camera import _normalize  # noqa: F401  (the other solvers import it from here)
+from dgpgeom._core import expand_to
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
@@ -361,13 +367,8 @@ def _validated(
     num_points = check.sizes["N"]
     if num_points < 2:
         raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_points
-
-
-def _expand(t: Tensor, shape: tuple[int, ...]) -> Tensor:
-    return t if t.shape == shape else t.expand(shape)
 
 
 def _prepared(
@@ -385,7 +386,7 @@ def _prepared(
 
     def cast(t: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
         t = t if t.dtype == dtype else t.to(dtype)
-        return t if shape is None else _expand(t, shape)
+        return t if shape is None else expand_to(t, shape)
 
     points2d = cast(points2d, (*batch, num_points, 2))
     points3d = cast(points3d, (*batch, num_points, 3))
@@ -469,8 +470,10 @@ def solve_translation(
 
     Raises:
         ShapeError: on a wrong shape, too few points, mismatched ``N``, batch
-            dimensions that do not broadcast, a non-floating dtype, tensors on
-            different devices, or a negative ``damping``.
+            dimensions that do not broadcast, a non-floating dtype, or tensors on
+            different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on a negative ``damping``.
 
     Example:
         >>> import torch

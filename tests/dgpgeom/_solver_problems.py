@@ -9,12 +9,15 @@ library's own helpers, so that it can disagree with them.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import pytest
 import torch
 from torch import Tensor
 
+from dgpgeom import ShapeError
 from dgpgeom.testing import TranslationProblem, random_intrinsics
 
 F64 = torch.float64
@@ -128,3 +131,28 @@ def reprojection_error(
     """``‖project(K, points3d + t) - points2d‖`` `(..., N)` pixels."""
     projected = project(points3d + translation.unsqueeze(-2), intrinsics)
     return (projected - points2d).norm(dim=-1)
+
+
+#: Options validated by dgpgeom.validation.check_option (ValueError, not ShapeError).
+OPTION_NAMES = ("damping", "iterations", "robust", "scale", "min_depth", "delta", "kind")
+
+
+def expected_error(pattern: str) -> type[Exception]:
+    """The exception class a bad-input message pattern belongs to.
+
+    A non-tensor is a ``TypeError``, a bad option a plain ``ValueError``, anything
+    else about a tensor a ``ShapeError``.
+    """
+    if "expected a torch.Tensor" in pattern:
+        return TypeError
+    name = pattern.lstrip("^").split(":")[0]
+    return ValueError if name in OPTION_NAMES else ShapeError
+
+
+@contextlib.contextmanager
+def raises_for(pattern: str) -> Iterator[pytest.ExceptionInfo]:
+    """``pytest.raises`` of exactly :func:`expected_error` ``(pattern)``, matching it."""
+    error = expected_error(pattern)
+    with pytest.raises(error, match=pattern) as info:
+        yield info
+    assert type(info.value) is error, f"expected {error.__name__}, got {info.value!r}"

@@ -157,7 +157,7 @@ class TestDifferentiableGlobalPositioning:
             DifferentiableGlobalPositioning(regressor)(vertices, points2d[:, :20], K)
         with pytest.raises(ShapeError, match=r"^points2d: .*N was set to \d+ by points3d"):
             DifferentiableGlobalPositioning()(vertices, points2d, K)
-        with pytest.raises(ShapeError, match=r"^damping: "):
+        with pytest.raises(ValueError, match=r"^damping: "):
             DifferentiableGlobalPositioning(damping=-1.0)(vertices[:, :21], points2d, K)
 
     def test_vmap_and_compile(self, dtype):
