@@ -189,7 +189,7 @@ def off_axis_problems(batch: int, *, seed: int = 7) -> dict[str, torch.Tensor]:
 # SLSQP, per problem
 
 
-def _pixel_cost(t, points2d, points3d, K, w2):
+def _pixel_cost(t, points3d, points2d, K, w2):
     camera = points3d + t
     inv = 1.0 / camera[:, 2]
     x, y = camera[:, 0] * inv, camera[:, 1] * inv
@@ -211,8 +211,8 @@ def slsqp(
     from scipy.optimize import minimize
 
     args = (
-        problem["points2d"][index],
         problem["points3d"][index],
+        problem["points2d"][index],
         problem["intrinsics"][index],
         problem["weights"][index] ** 2,
     )
@@ -442,7 +442,7 @@ def accuracy_multiview(batch: int) -> None:
             p = _rounded(problem, F64)
             rotated = p["points3d"] @ p["rotations"][:, 0].mT
             sv64 = solve_translation(
-                p["points2d"][:, 0], rotated, p["intrinsics"][:, 0], p["weights"][:, 0]
+                rotated, p["points2d"][:, 0], p["intrinsics"][:, 0], p["weights"][:, 0]
             )
             sv32 = solve_translation(
                 *(

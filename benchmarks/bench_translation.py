@@ -145,10 +145,10 @@ class Cell:
 
 def _inputs(problem: P.Problem, requires_grad: bool) -> tuple[torch.Tensor, ...]:
     """The solver inputs; gradient leaves share storage with the problem (no copy)."""
-    p2, p3, k, w = (problem.points2d, problem.points3d, problem.intrinsics, problem.weights)
+    p3, p2, k, w = (problem.points3d, problem.points2d, problem.intrinsics, problem.weights)
     if requires_grad:
-        p2, p3, w = (t.detach().requires_grad_(True) for t in (p2, p3, w))
-    return p2, p3, k, w
+        p3, p2, w = (t.detach().requires_grad_(True) for t in (p3, p2, w))
+    return p3, p2, k, w
 
 
 def _runner(fn: Callable, args: tuple[torch.Tensor, ...], mode: str) -> Callable[[], object]:
@@ -160,12 +160,12 @@ def _runner(fn: Callable, args: tuple[torch.Tensor, ...], mode: str) -> Callable
 
         return forward
 
-    p2, p3, _, w = args
+    p3, p2, _, w = args
     g = torch.randn(p2.shape[0], 3, dtype=p2.dtype, generator=torch.Generator().manual_seed(1))
 
     def forward_backward():
         t = fn(*args)
-        return torch.autograd.grad(t, (p2, p3, w), g)
+        return torch.autograd.grad(t, (p3, p2, w), g)
 
     return forward_backward
 
@@ -254,7 +254,7 @@ def count_ops(fn: Callable, dtype: torch.dtype) -> dict:
 def float32_accuracy(names: list[str], batch: int, seed: int) -> dict:
     """Each peer's float32 answer against its own float64 answer on the same problems (metres)."""
     problem = P.make_problems(batch, dtype=torch.float64, seed=seed)
-    args64 = (problem.points2d, problem.points3d, problem.intrinsics, problem.weights)
+    args64 = (problem.points3d, problem.points2d, problem.intrinsics, problem.weights)
     args32 = tuple(t.float() for t in args64)
     out = {}
     for name in names:

@@ -53,8 +53,8 @@ _HAND_CM = (
 class Problem(NamedTuple):
     """A batch of translation problems and their ground truth."""
 
-    points2d: torch.Tensor  # (B, N, 2) pixels
     points3d: torch.Tensor  # (B, N, 3) metres, root-relative, camera orientation
+    points2d: torch.Tensor  # (B, N, 2) pixels
     intrinsics: torch.Tensor  # (B, 3, 3)
     weights: torch.Tensor  # (B, N) in (0.1, 1]
     translation: torch.Tensor  # (B, 3) metres, the true root position
@@ -140,8 +140,8 @@ def make_problems(
     weights = 1.0 - 0.9 * torch.rand(batch, num_points, generator=gen, dtype=f64)
 
     return Problem(
-        points2d.to(dtype),
         points3d.to(dtype),
+        points2d.to(dtype),
         intrinsics.to(dtype),
         weights.to(dtype),
         translation.to(dtype),
@@ -149,7 +149,7 @@ def make_problems(
 
 
 # ---------------------------------------------------------------------------
-# Batched torch peers. Each takes (points2d, points3d, intrinsics, weights) and
+# Batched torch peers. Each takes (points3d, points2d, intrinsics, weights) and
 # returns the translation (B, 3); all are differentiable.
 
 
@@ -168,7 +168,7 @@ def _normalised(
 
 
 def _weighted_system(
-    points2d: torch.Tensor, points3d: torch.Tensor, intrinsics: torch.Tensor, weights: torch.Tensor
+    points3d: torch.Tensor, points2d: torch.Tensor, intrinsics: torch.Tensor, weights: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The paper's explicit ``W A`` ``(B, 2N, 3)`` and ``W B`` ``(B, 2N, 1)``, rows interleaved (x, y)."""
     x, y = _normalised(points2d, intrinsics)
@@ -184,25 +184,25 @@ def _weighted_system(
     return a * w[..., None], (b * w)[..., None]
 
 
-def lstsq_translation(points2d, points3d, intrinsics, weights):
+def lstsq_translation(points3d, points2d, intrinsics, weights):
     """HandDGP's reference solve: explicit weighted ``A``, ``B`` and ``torch.linalg.lstsq``."""
-    a, b = _weighted_system(points2d, points3d, intrinsics, weights)
+    a, b = _weighted_system(points3d, points2d, intrinsics, weights)
     return torch.linalg.lstsq(a, b).solution[..., 0]
 
 
-def normal_equations_translation(points2d, points3d, intrinsics, weights):
+def normal_equations_translation(points3d, points2d, intrinsics, weights):
     """``Aᵀ W² A t = Aᵀ W² B`` built from the explicit ``A``, solved with ``torch.linalg.solve``."""
-    a, b = _weighted_system(points2d, points3d, intrinsics, weights)
+    a, b = _weighted_system(points3d, points2d, intrinsics, weights)
     at = a.transpose(-1, -2)
     return torch.linalg.solve(at @ a, at @ b)[..., 0]
 
 
-def kornia_translation(points2d, points3d, intrinsics, weights):
+def kornia_translation(points3d, points2d, intrinsics, weights):
     """kornia's 6-DoF DLT PnP; the translation column of the world-to-camera ``[R | t]``."""
     return solve_pnp_dlt(points3d, points2d, intrinsics, weights=weights)[..., 3]
 
 
-def centred_prototype_translation(points2d, points3d, intrinsics, weights):
+def centred_prototype_translation(points3d, points2d, intrinsics, weights):
     """The centred closed form in plain autograd (about 45 ops, no validity checks).
 
     The formulation ``solve_translation`` implements, written the shortest way: the
@@ -224,24 +224,24 @@ def centred_prototype_translation(points2d, points3d, intrinsics, weights):
     return torch.stack((tx, ty, tz), -1)
 
 
-def dgpgeom_translation(points2d, points3d, intrinsics, weights):
+def dgpgeom_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's closed-form weighted DLT translation."""
-    return solve_translation(points2d, points3d, intrinsics, weights).translation
+    return solve_translation(points3d, points2d, intrinsics, weights).translation
 
 
-def dgpgeom_refine_translation(points2d, points3d, intrinsics, weights):
+def dgpgeom_refine_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's DLT followed by 5 robust (Huber, 2 px) Gauss-Newton steps on the pixel error."""
-    return refine_translation(points2d, points3d, intrinsics, weights, robust="huber").translation
+    return refine_translation(points3d, points2d, intrinsics, weights, robust="huber").translation
 
 
-def dgpgeom_multiview_translation(points2d, points3d, intrinsics, weights):
+def dgpgeom_multiview_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's multi-view solver with one camera at the origin (the cost of one view)."""
     eye = torch.eye(3, dtype=points2d.dtype, device=points2d.device)
     rotations = eye.expand(*points2d.shape[:-2], 1, 3, 3)
     offsets = points2d.new_zeros((*points2d.shape[:-2], 1, 3))
     return solve_translation_multiview(
-        points2d.unsqueeze(-3),
         points3d,
+        points2d.unsqueeze(-3),
         intrinsics.unsqueeze(-3),
         rotations,
         offsets,
@@ -249,7 +249,7 @@ def dgpgeom_multiview_translation(points2d, points3d, intrinsics, weights):
     ).translation
 
 
-def memcpy_floor(points2d, points3d, intrinsics, weights):
+def memcpy_floor(points3d, points2d, intrinsics, weights):
     """The floor: copy every input once (what any solver must at least read)."""
     return (points2d.clone(), points3d.clone(), intrinsics.clone(), weights.clone())
 
@@ -259,7 +259,7 @@ def memcpy_floor(points2d, points3d, intrinsics, weights):
 
 
 def _opencv_translation(flag_name: str):
-    def run(points2d, points3d, intrinsics, weights):
+    def run(points3d, points2d, intrinsics, weights):
         import cv2
 
         flag = getattr(cv2, flag_name)
@@ -298,7 +298,7 @@ def _slsqp_fit(uv: np.ndarray, joints: np.ndarray, cam: np.ndarray, z_min: float
     return result.x
 
 
-def slsqp_translation(points2d, points3d, intrinsics, weights, *, z_min: float = 0.05):
+def slsqp_translation(points3d, points2d, intrinsics, weights, *, z_min: float = 0.05):
     """Per-problem SciPy SLSQP fit of the translation (weights unused, as in MobRecon)."""
     img = points2d.detach().to(torch.float64).numpy()
     obj = points3d.detach().to(torch.float64).numpy()
@@ -411,7 +411,7 @@ PEERS: dict[str, Peer] = {
             "floor",
             False,
             memcpy_floor,
-            "clone of points2d, points3d, intrinsics, weights",
+            "clone of points3d, points2d, intrinsics, weights",
         ),
     )
 }
@@ -423,5 +423,5 @@ def translation_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def per_problem_bytes(num_points: int, dtype: torch.dtype) -> int:
-    """Bytes of one problem's inputs (points2d, points3d, weights, intrinsics)."""
+    """Bytes of one problem's inputs (points3d, points2d, weights, intrinsics)."""
     return (num_points * (2 + 3 + 1) + 9) * (torch.finfo(dtype).bits // 8)

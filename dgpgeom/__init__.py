@@ -5,9 +5,8 @@ shape in camera space from its 2D keypoints and the camera intrinsics, with
 analytic backward passes (Valassakis and Garcia-Hernando, *HandDGP*, ECCV 2024).
 """
 
-from dgpgeom import camera, losses, metrics, nn, solvers
+from dgpgeom import camera, losses, metrics, nn, solvers, validation
 from dgpgeom import rectify as rectification
-from dgpgeom._validate import ShapeError
 from dgpgeom.metrics import FreiHANDEvaluator
 from dgpgeom.nn import DifferentiableGlobalPositioning
 from dgpgeom.rectify import Rectification, rectify
@@ -22,6 +21,7 @@ from dgpgeom.solvers import (
     solve_translation,
     solve_translation_multiview,
 )
+from dgpgeom.validation import ShapeError
 
 __version__ = "0.1.0.dev0"
 
@@ -47,4 +47,5 @@ __all__ = [
     "solve_translation",
     "solve_translation_multiview",
     "solvers",
+    "validation",
 ]

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom._core import cast_all, normalize_pixels
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 if TYPE_CHECKING:
     from kornia.geometry.camera import PinholeCamera
@@ -58,10 +65,6 @@ class Projection(NamedTuple):
 
     points2d: Tensor
     in_front: Tensor
-
-
-def _cast(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
-    return tuple(t if t.dtype == dtype else t.to(dtype) for t in tensors)
 
 
 def _pair(value: object, name: str) -> tuple[float, float]:
@@ -164,7 +167,7 @@ def invert_intrinsics(intrinsics: Tensor) -> Tensor:
     """
     ShapeChecker()(intrinsics, "intrinsics", "... 3 3")
     compute, out = compute_dtype(intrinsics)
-    (k,) = _cast(compute, intrinsics)
+    (k,) = cast_all(compute, intrinsics)
     fx, s, cx = k[..., 0, 0], k[..., 0, 1], k[..., 0, 2]
     fy, cy = k[..., 1, 1], k[..., 1, 2]
     ifx = 1.0 / fx
@@ -211,15 +214,8 @@ def normalize_points(points2d: Tensor, intrinsics: Tensor) -> Tensor:
         intrinsics=check(intrinsics, "intrinsics", "... 3 3"),
     )
     compute, out = compute_dtype(points2d, intrinsics)
-    p, k = _cast(compute, points2d, intrinsics)
-    return _normalize(p, k).to(out)
-
-
-def _normalize(p: Tensor, k: Tensor) -> Tensor:
-    d = p - k[..., :2, 2].unsqueeze(-2)
-    y = d[..., 1:] / k[..., 1:2, 1:2]
-    x = (d[..., :1] - k[..., 0:1, 1:2] * y) / k[..., 0:1, 0:1]
-    return torch.cat([x, y], dim=-1)
+    p, k = cast_all(compute, points2d, intrinsics)
+    return normalize_pixels(p, k).to(out)
 
 
 def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3) -> Projection:
@@ -262,10 +258,9 @@ def project(points3d_cam: Tensor, intrinsics: Tensor, *, min_depth: float = 1e-3
         points3d_cam=check(points3d_cam, "points3d_cam", "... N 3"),
         intrinsics=check(intrinsics, "intrinsics", "... 3 3"),
     )
-    if isinstance(min_depth, bool) or not isinstance(min_depth, (int, float)) or not min_depth > 0:
-        raise ValueError(f"min_depth: expected a positive Python number, got {min_depth!r}")
+    check_option(min_depth, "min_depth", minimum=0.0, strict=True)
     compute, out = compute_dtype(points3d_cam, intrinsics)
-    p, k = _cast(compute, points3d_cam, intrinsics)
+    p, k = cast_all(compute, points3d_cam, intrinsics)
     z = p[..., 2:]
     xy = p[..., :2] / z.clamp_min(min_depth)
     uv = xy @ k[..., :2, :2].mT + k[..., :2, 2].unsqueeze(-2)
@@ -303,9 +298,9 @@ def unproject(points2d: Tensor, depth: Tensor, intrinsics: Tensor) -> Tensor:
         intrinsics=check(intrinsics, "intrinsics", "... 3 3"),
     )
     compute, out = compute_dtype(points2d, depth, intrinsics)
-    p, z, k = _cast(compute, points2d, depth, intrinsics)
+    p, z, k = cast_all(compute, points2d, depth, intrinsics)
     z = z.unsqueeze(-1)
-    xy = _normalize(p, k) * z
+    xy = normalize_pixels(p, k) * z
     return torch.cat([xy, z.expand(*xy.shape[:-1], 1)], dim=-1).to(out)
 
 
@@ -351,7 +346,7 @@ def _crop_coefficients(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(sx, sy, tx, ty)`` of the crop map ``u' = sx·u + tx``, ``v' = sy·v + ty``."""
     compute, out = compute_dtype(boxes)
-    (b,) = _cast(compute, boxes)
+    (b,) = cast_all(compute, boxes)
     x0, y0, x1, y1 = b.unbind(-1)
     if size is None:
         one = torch.ones_like(x0)
@@ -401,7 +396,7 @@ def crop_intrinsics(intrinsics: Tensor, boxes: Tensor, size: Sequence[int] | Non
         boxes=check(boxes, "boxes", "... 4"),
     )
     compute, out = compute_dtype(intrinsics, boxes)
-    k, b = _cast(compute, intrinsics, boxes)
+    k, b = cast_all(compute, intrinsics, boxes)
     sx, sy, tx, ty = _crop_coefficients(b, size)
     return _scale_shift_intrinsics(k, sx, sy, tx, ty).to(out)
 
@@ -450,7 +445,7 @@ def resize_intrinsics(intrinsics: Tensor, size: Sequence[int], new_size: Sequenc
     h, w = _pair(size, "size")
     h2, w2 = _pair(new_size, "new_size")
     compute, out = compute_dtype(intrinsics)
-    (k,) = _cast(compute, intrinsics)
+    (k,) = cast_all(compute, intrinsics)
     sx = k.new_tensor(w2 / w)
     sy = k.new_tensor(h2 / h)
     return _scale_shift_intrinsics(k, sx, sy, 0.5 * sx - 0.5, 0.5 * sy - 0.5).to(out)

@@ -36,7 +36,13 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 __all__ = [
     "edge_length_loss",
@@ -55,17 +61,6 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {choices}, got {value!r}")
-
-
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: expected a positive Python number, got {value!r}")
-    return float(value)
 
 
 def _check_mask(check: ShapeChecker, valid: Tensor, pattern: str) -> tuple[int, ...]:
@@ -275,10 +270,10 @@ def _prepare_reprojection(
         batches["weights"] = check(weights, "weights", "... N")
     if valid is not None:
         batches["valid"] = _check_mask(check, valid, "... N")
-    _check_choice(kind, "kind", _KINDS)
-    _check_choice(reduction, "reduction", _REDUCTIONS)
-    _check_positive(delta, "delta")
-    _check_positive(min_depth, "min_depth")
+    check_option(kind, "kind", choices=_KINDS)
+    check_option(reduction, "reduction", choices=_REDUCTIONS)
+    check_option(delta, "delta", minimum=0.0, strict=True)
+    check_option(min_depth, "min_depth", minimum=0.0, strict=True)
     batch = tuple(broadcast_batch_shapes(**batches))
     n = check.sizes["N"]
     floats = [points3d_cam, points2d, intrinsics] + ([weights] if weights is not None else [])
@@ -427,8 +422,8 @@ def _reprojection_loss_naive(
 
 
 def keypoint_consistency_loss(
-    points2d: Tensor,
     points3d_cam: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     valid: Tensor | None = None,
     *,
@@ -445,8 +440,8 @@ def keypoint_consistency_loss(
     ``points2d`` and the first two rows of ``intrinsics`` by the image size.
 
     Args:
-        points2d: `(..., N, 2)` pixels, the 2D decoder's keypoints.
         points3d_cam: `(..., N, 3)` metres, the predicted camera-space keypoints.
+        points2d: `(..., N, 2)` pixels, the 2D decoder's keypoints.
         intrinsics: `(..., 3, 3)` pixels.
         valid: `(..., N)` bool or ``None``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (see :func:`reprojection_loss`).
@@ -462,7 +457,7 @@ def keypoint_consistency_loss(
         >>> K = torch.tensor([[500.0, 0.0, 112.0], [0.0, 500.0, 112.0], [0.0, 0.0, 1.0]])
         >>> keypoints3d = torch.tensor([[0.0, 0.0, 0.5], [0.05, 0.0, 0.5]])
         >>> keypoints2d = torch.tensor([[112.0, 113.0], [162.0, 112.0]])
-        >>> keypoint_consistency_loss(keypoints2d, keypoints3d, K)
+        >>> keypoint_consistency_loss(keypoints3d, keypoints2d, K)
         tensor(0.2500)
 
     References:
@@ -688,7 +683,7 @@ def edge_length_loss(
         X. Chen et al. *MobRecon: Mobile-Friendly Hand Mesh Reconstruction from
         Monocular Image.* CVPR 2022 (mesh losses, after Moon and Lee, I2L-MeshNet).
     """
-    _check_choice(reduction, "reduction", _REDUCTIONS)
+    check_option(reduction, "reduction", choices=_REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
 
     def lengths(c: Tensor) -> Tensor:
@@ -748,7 +743,7 @@ def normal_loss(
         X. Chen et al. *MobRecon*, CVPR 2022; G. Moon and K. M. Lee. *I2L-MeshNet*,
         ECCV 2020 (normal and edge-length losses).
     """
-    _check_choice(reduction, "reduction", _REDUCTIONS)
+    check_option(reduction, "reduction", choices=_REDUCTIONS)
     pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
     normalize = torch.nn.functional.normalize
     a, b, c = pred.unbind(-2)

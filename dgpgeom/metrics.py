@@ -34,7 +34,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 __all__ = [
     "FScore",
@@ -62,11 +68,6 @@ NORM_EPS = 1e-8
 
 #: Default budget, in distance entries, of one chunk of the nearest-neighbour search.
 NN_CHUNK_ELEMENTS = 1 << 22
-
-
-def _check_reflection(reflection: object) -> None:
-    if reflection not in ("allow", "forbid"):
-        raise ValueError(f"reflection: expected 'allow' or 'forbid', got {reflection!r}")
 
 
 def _pair(pred: Tensor, gt: Tensor, pattern: str = "... N 3") -> tuple[Tensor, Tensor, torch.dtype]:
@@ -227,7 +228,7 @@ def procrustes_align(
         problem.* Psychometrika 1966. S. Umeyama. *Least-squares estimation of
         transformation parameters between two point patterns.* TPAMI 1991.
     """
-    _check_reflection(reflection)
+    check_option(reflection, "reflection", choices=("allow", "forbid"))
     pred, gt, out_dtype = _pair(pred, gt)
     mean_p, mean_g = pred.mean(-2), gt.mean(-2)
     centred_p, centred_g = pred - mean_p.unsqueeze(-2), gt - mean_g.unsqueeze(-2)
@@ -549,7 +550,7 @@ def handdgp_errors(
     """
     if relative not in ("procrustes", "root"):
         raise ValueError(f"relative: expected 'procrustes' or 'root', got {relative!r}")
-    _check_reflection(reflection)
+    check_option(reflection, "reflection", choices=("allow", "forbid"))
     check = ShapeChecker()
     broadcast_batch_shapes(
         pred_xyz=check(pred_xyz, "pred_xyz", "... J 3"),
@@ -731,7 +732,7 @@ class FreiHANDEvaluator:
         dtype: torch.dtype = torch.float64,
         chunk_elements: int = NN_CHUNK_ELEMENTS,
     ) -> None:
-        _check_reflection(reflection)
+        check_option(reflection, "reflection", choices=("allow", "forbid"))
         if mesh_alignment not in ("auto", "own", "keypoints", "keypoints_official"):
             raise ValueError(
                 "mesh_alignment: expected 'auto', 'own', 'keypoints' or "

@@ -52,13 +52,13 @@ class DifferentiableGlobalPositioning(nn.Module):
                 points3d,
                 points2d,
                 intrinsics,
-                self.joint_regressor,
                 weights,
+                joint_regressor=self.joint_regressor,
                 damping=self.damping,
                 prior=prior,
             )
         solution = solve_translation(
-            points2d, points3d, intrinsics, weights, damping=self.damping, prior=prior
+            points3d, points2d, intrinsics, weights, damping=self.damping, prior=prior
         )
         placed = points3d + solution.translation.unsqueeze(-2)
         return MeshPlacement(placed, placed, solution.translation, solution.valid)

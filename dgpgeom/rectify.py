@@ -30,8 +30,15 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
-from dgpgeom.camera import _cast, _normalize, invert_intrinsics
+from dgpgeom._core import cast_all, normalize_pixels
+from dgpgeom.camera import invert_intrinsics
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 __all__ = [
     "Rectification",
@@ -106,11 +113,6 @@ def _size(size: object) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _choice(value: object, name: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
-
-
 def _matrix(*entries: Tensor) -> Tensor:
     return torch.stack(torch.broadcast_tensors(*entries), dim=-1).unflatten(-1, (3, 3))
 
@@ -179,11 +181,11 @@ def rectify_camera(
         raise ValueError(f"focal: expected a positive number or None, got {focal!r}")
     if focal is None and boxes is None:
         raise ValueError("focal=None scales the box to fill the crop, so it needs boxes")
-    _choice(mode, "mode", _MODES)
+    check_option(mode, "mode", choices=_MODES)
 
     tensors = (intrinsics,) if boxes is None else (intrinsics, boxes)
     compute, out = compute_dtype(*tensors)
-    k = _cast(compute, intrinsics)[0]
+    k = cast_all(compute, intrinsics)[0]
     ccx, ccy = (out_w - 1) / 2.0, (out_h - 1) / 2.0
     fx, s, cx = k[..., 0, 0], k[..., 0, 1], k[..., 0, 2]
     fy, cy = k[..., 1, 1], k[..., 1, 2]
@@ -191,7 +193,7 @@ def rectify_camera(
         bx, by = cx, cy
         valid = torch.ones(batch, dtype=torch.bool, device=k.device)
     else:
-        b = _cast(compute, boxes)[0]
+        b = cast_all(compute, boxes)[0]
         bx, by = 0.5 * (b[..., 0] + b[..., 2]), 0.5 * (b[..., 1] + b[..., 3])
         width, height = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
         if focal is None:
@@ -225,7 +227,7 @@ def rectify_camera(
         k_rect = _matrix(focal_x, zero, cx_rect, zero, focal_y, cy_rect, zero, zero, one)
         rotation = _matrix(one, zero, zero, zero, one, zero, zero, zero, one)
     else:
-        ray = _normalize(torch.stack([bx, by], -1).unsqueeze(-2), k).squeeze(-2)
+        ray = normalize_pixels(torch.stack([bx, by], -1).unsqueeze(-2), k).squeeze(-2)
         cx_rect, cy_rect = torch.full_like(focal_x, ccx), torch.full_like(focal_y, ccy)
         k_rect = _matrix(focal_x, zero, cx_rect, zero, focal_y, cy_rect, zero, zero, one)
         rotation = _rotation_to_axis(ray)
@@ -292,10 +294,10 @@ def warp_to_rectified(
             f"rect.from_original: expected shape (B={images.shape[0]}, 3, 3), (1, 3, 3) or "
             f"(3, 3) to match images, got {tuple(rect.from_original.shape)}"
         )
-    _choice(interpolation, "interpolation", _INTERPOLATIONS)
-    _choice(padding, "padding", _PADDINGS)
+    check_option(interpolation, "interpolation", choices=_INTERPOLATIONS)
+    check_option(padding, "padding", choices=_PADDINGS)
     compute, _ = compute_dtype(images, rect.from_original)
-    src, matrix = _cast(compute, images, rect.from_original)
+    src, matrix = cast_all(compute, images, rect.from_original)
     matrix = matrix.expand(images.shape[0], 3, 3)
     if rect.mode == "affine":
         warped = warp_affine(
@@ -418,7 +420,7 @@ def rectify(
 
 def _apply_homography(matrix: Tensor, points: Tensor) -> Tensor:
     compute, out = compute_dtype(matrix, points)
-    m, p = _cast(compute, matrix, points)
+    m, p = cast_all(compute, matrix, points)
     xy = p @ m[..., :2, :2].mT + m[..., :2, 2].unsqueeze(-2)
     w = p @ m[..., 2:, :2].mT + m[..., 2:, 2:]
     # w > 0 for every point in front of both cameras; the clamp only keeps the
@@ -517,7 +519,7 @@ def points3d_to_rectified(points3d: Tensor, rect: Rectification) -> Tensor:
     """
     _check_points(points3d, "points3d", "... N 3", rect)
     compute, out = compute_dtype(points3d, rect.rotation)
-    p, r = _cast(compute, points3d, rect.rotation)
+    p, r = cast_all(compute, points3d, rect.rotation)
     return (p @ r.mT).to(out)
 
 
@@ -549,7 +551,7 @@ def points3d_to_original(points3d: Tensor, rect: Rectification) -> Tensor:
     """
     _check_points(points3d, "points3d", "... N 3", rect)
     compute, out = compute_dtype(points3d, rect.rotation)
-    p, r = _cast(compute, points3d, rect.rotation)
+    p, r = cast_all(compute, points3d, rect.rotation)
     return (p @ r).to(out)
 
 
@@ -579,7 +581,7 @@ def translation_to_original(translation: Tensor, rect: Rectification) -> Tensor:
     """
     _check_points(translation, "translation", "... 3", rect)
     compute, out = compute_dtype(translation, rect.rotation)
-    t, r = _cast(compute, translation, rect.rotation)
+    t, r = cast_all(compute, translation, rect.rotation)
     return (t.unsqueeze(-2) @ r).squeeze(-2).to(out)
 
 

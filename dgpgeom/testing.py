@@ -31,7 +31,7 @@ except ModuleNotFoundError as error:  # a plain install: dgpgeom does not depend
         raise
     raise ImportError(
         "dgpgeom.testing needs hypothesis, which a plain install of dgpgeom does not "
-        "bring: install it with `pip install \"dgpgeom[testing]\"` "
+        'bring: install it with `pip install "dgpgeom[testing]"` '
         "(or `pip install hypothesis`)",
         name=error.name,
     ) from error
@@ -49,16 +49,16 @@ class TranslationProblem(NamedTuple):
     """A drawn problem: the inputs of :func:`~dgpgeom.solve_translation` and the truth.
 
     Attributes:
-        points2d: `(*batch, N, 2)` pixels (with ``noise_px`` Gaussian noise).
         points3d: `(*batch, N, 3)` metres, root-relative (point 0 is the root).
+        points2d: `(*batch, N, 2)` pixels (with ``noise_px`` Gaussian noise).
         intrinsics: `(*batch, 3, 3)` pixels.
         weights: `(*batch, N)`, in (0, 1], with exact zeros if requested.
         translation: `(*batch, 3)` metres, the true translation.
         image_size: ``(height, width)`` pixels of the drawn camera.
     """
 
-    points2d: Tensor
     points3d: Tensor
+    points2d: Tensor
     intrinsics: Tensor
     weights: Tensor
     translation: Tensor
@@ -194,8 +194,8 @@ def translation_problems(
         dropped[..., :3] = False
         weights = torch.where(dropped, torch.zeros_like(weights), weights)
     return TranslationProblem(
-        points2d.to(device),
         points3d.to(device),
+        points2d.to(device),
         intrinsics.to(device),
         weights.to(device),
         translation.to(device),
@@ -218,7 +218,7 @@ def degenerate_translation_problems(
     """
     kind = draw(st.sampled_from(["zero_weights", "one_point", "one_ray"]), label="kind")
     problem = draw(translation_problems(min_points=3, max_points=30, dtype=dtype))
-    points2d, points3d, intrinsics, weights, translation, size = problem
+    points3d, points2d, intrinsics, weights, translation, size = problem
     if kind == "zero_weights":
         weights = torch.zeros_like(weights)
     elif kind == "one_point":
@@ -231,8 +231,8 @@ def degenerate_translation_problems(
         points3d = depths.unsqueeze(-1) * ray.unsqueeze(-2)
         points2d = _project(points3d + translation.unsqueeze(-2), intrinsics)
     return TranslationProblem(
-        points2d.to(device),
         points3d.to(device),
+        points2d.to(device),
         intrinsics.to(device),
         weights.to(device),
         translation.to(device),

@@ -163,16 +163,16 @@ def relative_residual(residuals: np.ndarray, points2d: np.ndarray) -> float:
 
 
 def camera_space_hand(
-    points2d: np.ndarray,
     points3d: np.ndarray,
+    points2d: np.ndarray,
     intrinsics: np.ndarray,
     max_relative_residual: float = MAX_RELATIVE_RESIDUAL,
 ) -> CameraSpaceHand:
     """Place a root-relative 3D hand in the camera frame from its 2D keypoints.
 
     Args:
-        points2d: `(21, 2)` pixels.
         points3d: `(21, 3)` metres, wrist-relative, OpenCV camera axes.
+        points2d: `(21, 2)` pixels.
         intrinsics: `(3, 3)` pixels.
         max_relative_residual: the gate: accept when the median reprojection residual
             is at most this fraction of the hand's 2D size.
@@ -182,8 +182,8 @@ def camera_space_hand(
         with the scale of ``points3d``.
     """
     solution = dgpgeom.solve_translation(
-        torch.as_tensor(points2d, dtype=torch.float64),
         torch.as_tensor(points3d, dtype=torch.float64),
+        torch.as_tensor(points2d, dtype=torch.float64),
         torch.as_tensor(intrinsics, dtype=torch.float64),
         return_residuals=True,
     )
@@ -413,10 +413,10 @@ def measure(detection: Detection, max_relative_residual: float = MAX_RELATIVE_RE
         nan = float("nan")
         return Record(detection.view, False, False, nan, nan, nan, nan, nan, nan)
     K = detection.intrinsics
-    hand = camera_space_hand(points2d, points3d, K, max_relative_residual)
+    hand = camera_space_hand(points3d, points2d, K, max_relative_residual)
     size_ratio = bone_length_sum(points3d) / bone_length_sum(truth)
-    true_scale = camera_space_hand(points2d, points3d / size_ratio, K)
-    true_shape = camera_space_hand(points2d, truth - truth[0], K)
+    true_scale = camera_space_hand(points3d / size_ratio, points2d, K)
+    true_shape = camera_space_hand(truth - truth[0], points2d, K)
 
     def error_mm(translation: np.ndarray) -> float:
         return float(np.linalg.norm(translation - truth[0]) * 1000.0)
@@ -667,7 +667,7 @@ def make_figure(
         detection = detections[index]
         if detection.points2d is None or detection.points3d is None:
             raise SystemExit(f"MediaPipe found no hand in view {index}: pick another")
-        hand = camera_space_hand(detection.points2d, detection.points3d, view.intrinsics)
+        hand = camera_space_hand(detection.points3d, detection.points2d, view.intrinsics)
         truth2d = project(view.keypoints_cam, view.intrinsics)
         placed2d = project(hand.keypoints_cam, view.intrinsics)
         box = np.concatenate([truth2d, placed2d, detection.points2d])
@@ -753,7 +753,7 @@ def run_image(path: str, intrinsics: np.ndarray) -> None:
     if found is None:
         raise SystemExit("MediaPipe found no hand")
     points2d, points3d = found
-    hand = camera_space_hand(points2d, points3d, intrinsics)
+    hand = camera_space_hand(points3d, points2d, intrinsics)
     statistic = relative_residual(hand.residuals, points2d)
     verdict = "accepted" if hand.accepted else "REJECTED"
     print(f"wrist in camera space (m): {np.array2string(hand.translation, precision=4)}")

@@ -33,7 +33,7 @@ def main(seed: int = 0) -> None:
     points2d = points2d + torch.randn(points2d.shape, generator=gen, dtype=torch.float64)
 
     solution = dgpgeom.solve_translation(
-        points2d, points3d, intrinsics, return_covariance=True, return_residuals=True
+        points3d, points2d, intrinsics, return_covariance=True, return_residuals=True
     )
     error_mm = (solution.translation - translation).norm(dim=-1) * 1000
     sigma_mm = solution.covariance.diagonal(dim1=-2, dim2=-1).sum(-1).sqrt() * 1000

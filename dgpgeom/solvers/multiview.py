@@ -54,13 +54,18 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom._core import expand_to, normalize_pixels
 from dgpgeom.solvers import _sym3
 from dgpgeom.solvers.translation import (
     CONDITION_TOLERANCE_EPS,
     MIN_RESIDUAL_DEPTH,
-    _expand,
-    _normalize,
+)
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
 )
 
 __all__ = ["MultiviewTranslationSolution", "solve_translation_multiview"]
@@ -81,17 +86,17 @@ class MultiviewTranslationSolution(NamedTuple):
             :data:`~dgpgeom.solvers.translation.CONDITION_TOLERANCE_EPS` machine
             epsilons; ``e₂`` is the sum of its principal 2×2 minors. For one camera
             this bound is at most twice as strict as the single-view one).
+        residuals: `(..., C, N)` pixels: the reprojection error of every point in
+            every camera, whatever its weight.
         covariance: `(..., 3, 3)` square metres, world frame: ``σ̂² N⁻¹`` with
             ``σ̂² = Σ w² ‖r‖² / (2n - 3)`` from the weighted DLT residuals of the ``n``
             observations with non-zero weight. Zeros where ``valid`` is False.
-        residuals: `(..., C, N)` pixels: the reprojection error of every point in
-            every camera, whatever its weight.
     """
 
     translation: Tensor
     valid: Tensor
-    covariance: Tensor
     residuals: Tensor
+    covariance: Tensor
 
 
 class _System(NamedTuple):
@@ -311,8 +316,8 @@ def _statistics(
 
 
 def _validated(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -322,8 +327,8 @@ def _validated(
 ) -> tuple[torch.Size, int, int]:
     check = ShapeChecker()
     batches = {
-        "points2d": check(points2d, "points2d", "... C N 2"),
         "points3d": check(points3d, "points3d", "... N 3"),
+        "points2d": check(points2d, "points2d", "... C N 2"),
         "intrinsics": check(intrinsics, "intrinsics", "... C 3 3"),
         "rotations": check(rotations, "rotations", "... C 3 3"),
         "camera_translations": check(camera_translations, "camera_translations", "... C 3"),
@@ -338,14 +343,13 @@ def _validated(
             "points2d: expected at least 2 observations (C * N >= 2), "
             f"got C={num_cameras}, N={num_points}"
         )
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_cameras, num_points
 
 
 def solve_translation_multiview(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -381,8 +385,8 @@ def solve_translation_multiview(
     float16/bfloat16 inputs are computed in float32.
 
     Args:
-        points2d: `(..., C, N, 2)` pixels, (x, y), point ``i`` as seen by camera ``c``.
         points3d: `(..., N, 3)` metres, root-relative, axes of the world frame.
+        points2d: `(..., C, N, 2)` pixels, (x, y), point ``i`` as seen by camera ``c``.
         intrinsics: `(..., C, 3, 3)` pixels, ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
         rotations: `(..., C, 3, 3)` world-to-camera rotations ``R_c``. Used as given
             (no orthonormality is enforced); gradients treat them as free matrices.
@@ -397,12 +401,14 @@ def solve_translation_multiview(
 
     Returns:
         A :class:`MultiviewTranslationSolution`
-        ``(translation, valid, covariance, residuals)``.
+        ``(translation, valid, residuals, covariance)``.
 
     Raises:
         ShapeError: on a wrong shape, mismatched ``C`` or ``N``, fewer than two
             observations, batch dimensions that do not broadcast, a non-floating
-            dtype, tensors on different devices, or a negative ``damping``.
+            dtype, or tensors on different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on a negative ``damping``.
 
     Example:
         >>> import torch
@@ -415,7 +421,7 @@ def solve_translation_multiview(
         >>> t_true = torch.tensor([0.02, -0.01, 0.03])
         >>> camera = (points3d + t_true) @ R.mT + t_cam[:, None]
         >>> points2d = camera[..., :2] / camera[..., 2:] * 500.0 + 112.0
-        >>> solution = solve_translation_multiview(points2d, points3d, K, R, t_cam)
+        >>> solution = solve_translation_multiview(points3d, points2d, K, R, t_cam)
         >>> torch.allclose(solution.translation, t_true, atol=1e-5), bool(solution.valid)
         (True, True)
 
@@ -426,27 +432,27 @@ def solve_translation_multiview(
         2nd ed., §4.1 (DLT) and §12.2 (linear triangulation).
     """
     batch, num_cameras, num_points = _validated(
-        points2d, points3d, intrinsics, rotations, camera_translations, weights, prior, damping
+        points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )
-    tensors = [points2d, points3d, intrinsics, rotations, camera_translations]
+    tensors = [points3d, points2d, intrinsics, rotations, camera_translations]
     tensors += [t for t in (weights, prior) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
     views = (*batch, num_cameras)
-    points2d = _expand(points2d.to(dtype), (*views, num_points, 2))
-    points3d = _expand(points3d.to(dtype), (*batch, num_points, 3))
-    intrinsics = _expand(intrinsics.to(dtype), (*views, 3, 3))
-    rotations = _expand(rotations.to(dtype), (*views, 3, 3))
-    camera_translations = _expand(camera_translations.to(dtype), (*views, 3))
+    points2d = expand_to(points2d.to(dtype), (*views, num_points, 2))
+    points3d = expand_to(points3d.to(dtype), (*batch, num_points, 3))
+    intrinsics = expand_to(intrinsics.to(dtype), (*views, 3, 3))
+    rotations = expand_to(rotations.to(dtype), (*views, 3, 3))
+    camera_translations = expand_to(camera_translations.to(dtype), (*views, 3))
     if weights is None:
         weights = points2d.new_ones((*views, num_points))
     else:
-        weights = _expand(weights.to(dtype), (*views, num_points))
+        weights = expand_to(weights.to(dtype), (*views, num_points))
     if prior is None:
         prior = points2d.new_zeros((*batch, 3))
     else:
-        prior = _expand(prior.to(dtype), (*batch, 3))
+        prior = expand_to(prior.to(dtype), (*batch, 3))
 
-    xn = _normalize(points2d, intrinsics)
+    xn = normalize_pixels(points2d, intrinsics)
     damping = float(damping)
     translation, valid = _MultiviewDLT.apply(
         xn, points3d, rotations, camera_translations, weights, prior, damping
@@ -468,12 +474,12 @@ def solve_translation_multiview(
             covariance.to(out_dtype),
             residuals.to(out_dtype),
         )
-    return MultiviewTranslationSolution(translation, valid, covariance, residuals)
+    return MultiviewTranslationSolution(translation, valid, residuals, covariance)
 
 
 def _solve_translation_multiview_naive(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     rotations: Tensor,
     camera_translations: Tensor,
@@ -484,14 +490,14 @@ def _solve_translation_multiview_naive(
 ) -> Tensor:
     """Plain-autograd twin of :func:`solve_translation_multiview` (translation only)."""
     batch, num_cameras, num_points = _validated(
-        points2d, points3d, intrinsics, rotations, camera_translations, weights, prior, damping
+        points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )
     views = (*batch, num_cameras)
     if weights is None:
         weights = points2d.new_ones((*views, num_points))
     if prior is None:
         prior = points2d.new_zeros((*batch, 3))
-    xn = _normalize(points2d, intrinsics)
+    xn = normalize_pixels(points2d, intrinsics)
     translation, _ = _solve(
         xn.expand(*views, num_points, 2),
         points3d.expand(*batch, num_points, 3),

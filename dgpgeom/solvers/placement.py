@@ -7,8 +7,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError
 from dgpgeom.solvers.translation import solve_translation
+from dgpgeom.validation import ShapeChecker, ShapeError
 
 __all__ = ["MeshPlacement", "position_mesh", "regress_keypoints"]
 
@@ -71,9 +71,9 @@ def position_mesh(
     vertices: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
-    joint_regressor: Tensor,
     weights: Tensor | None = None,
     *,
+    joint_regressor: Tensor,
     damping: float = 0.0,
     prior: Tensor | None = None,
 ) -> MeshPlacement:
@@ -88,8 +88,8 @@ def position_mesh(
         vertices: `(..., V, 3)` metres, root-relative, camera orientation.
         points2d: `(..., N, 2)` pixels, the keypoints the regressor produces.
         intrinsics: `(..., 3, 3)` pixels.
-        joint_regressor: `(N, V)` dense or sparse.
         weights: `(..., N)` per-keypoint confidences, or ``None`` for all ones.
+        joint_regressor: `(N, V)` dense or sparse (keyword-only).
         damping: see :func:`~dgpgeom.solve_translation`.
         prior: `(..., 3)` metres, see :func:`~dgpgeom.solve_translation`.
 
@@ -102,7 +102,7 @@ def position_mesh(
         >>> regressor = torch.eye(3)
         >>> camera = vertices + torch.tensor([0.0, 0.0, 0.5])
         >>> points2d = camera[:, :2] / camera[:, 2:] * 500.0 + 112.0
-        >>> placed = position_mesh(vertices, points2d, K, regressor)
+        >>> placed = position_mesh(vertices, points2d, K, joint_regressor=regressor)
         >>> torch.allclose(placed.translation, torch.tensor([0.0, 0.0, 0.5]), atol=1e-6)
         True
 
@@ -121,7 +121,7 @@ def position_mesh(
             )
     keypoints = regress_keypoints(vertices, joint_regressor)
     solution = solve_translation(
-        points2d, keypoints, intrinsics, weights, damping=damping, prior=prior
+        keypoints, points2d, intrinsics, weights, damping=damping, prior=prior
     )
     offset = solution.translation.unsqueeze(-2)
     return MeshPlacement(

@@ -27,13 +27,19 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom._core import expand_to
 from dgpgeom.solvers import _sym3
 from dgpgeom.solvers.translation import (
     CONDITION_TOLERANCE_EPS,
     MIN_RESIDUAL_DEPTH,
-    _expand,
     solve_translation,
+)
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
 )
 
 __all__ = ["ROBUST_KERNELS", "RefinedTranslation", "refine_translation"]
@@ -88,7 +94,7 @@ class _Problem(NamedTuple):
     ones: Tensor  # (..., N)
 
 
-def _prepare(points2d: Tensor, points3d: Tensor, intrinsics: Tensor) -> _Problem:
+def _prepare(points3d: Tensor, points2d: Tensor, intrinsics: Tensor) -> _Problem:
     px, py, pz = points3d.unbind(-1)
     fx, s, cx = (intrinsics[..., 0, k, None] for k in range(3))
     fy, cy = intrinsics[..., 1, 1, None], intrinsics[..., 1, 2, None]
@@ -219,8 +225,8 @@ def _iterate(
 
 
 def _validated(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None,
     initial: Tensor | None,
@@ -231,8 +237,8 @@ def _validated(
 ) -> tuple[torch.Size, int]:
     check = ShapeChecker()
     batches = {
-        "points2d": check(points2d, "points2d", "... N 2"),
         "points3d": check(points3d, "points3d", "... N 3"),
+        "points2d": check(points2d, "points2d", "... N 2"),
         "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
     }
     if weights is not None:
@@ -241,21 +247,17 @@ def _validated(
         batches["initial"] = check(initial, "initial", "... 3")
     num_points = check.sizes["N"]
     if num_points < 2:
-        raise ShapeError(f"points2d: expected at least 2 points (N >= 2), got N={num_points}")
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
-        raise ShapeError(f"iterations: expected a non-negative Python int, got {iterations!r}")
-    if robust is not None and robust not in ROBUST_KERNELS:
-        raise ShapeError(f"robust: expected None, 'huber' or 'cauchy', got {robust!r}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
-        raise ShapeError(f"scale: expected a positive Python float (pixels), got {scale!r}")
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    check_option(iterations, "iterations", minimum=0, integer=True)
+    check_option(robust, "robust", choices=(None, *ROBUST_KERNELS))
+    check_option(scale, "scale", minimum=0.0, strict=True)
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_points
 
 
 def refine_translation(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None = None,
     *,
@@ -293,8 +295,8 @@ def refine_translation(
     fit on heavily contaminated data.
 
     Args:
-        points2d: `(..., N, 2)` pixels, (x, y), pixel centres on integers.
         points3d: `(..., N, 3)` metres, root-relative, axes of the camera frame.
+        points2d: `(..., N, 2)` pixels, (x, y), pixel centres on integers.
         intrinsics: `(..., 3, 3)` pixels, ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
         weights: `(..., N)` non-negative confidences (only ``w²`` matters); ``None``
             means all ones.
@@ -316,9 +318,10 @@ def refine_translation(
 
     Raises:
         ShapeError: on a wrong shape, fewer than two points, mismatched ``N``, batch
-            dimensions that do not broadcast, a non-floating dtype, tensors on
-            different devices, or an invalid ``iterations``, ``robust``, ``scale``
-            or ``damping``.
+            dimensions that do not broadcast, a non-floating dtype, or tensors on
+            different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on an invalid ``iterations``, ``robust``, ``scale`` or ``damping``.
 
     Example:
         >>> import torch
@@ -331,8 +334,8 @@ def refine_translation(
         >>> camera = points3d + t_true
         >>> points2d = (camera[:, :2] / camera[:, 2:]) * 500.0 + 112.0
         >>> points2d[1] += torch.tensor([40.0, -30.0])  # one outlier
-        >>> dlt = solve_translation(points2d, points3d, K).translation
-        >>> refined = refine_translation(points2d, points3d, K, robust="cauchy")
+        >>> dlt = solve_translation(points3d, points2d, K).translation
+        >>> refined = refine_translation(points3d, points2d, K, robust="cauchy")
         >>> bool((dlt - t_true).norm() > 0.1), bool((refined.translation - t_true).norm() < 1e-3)
         (True, True)
         >>> refined.robust_weights.round(decimals=2)  # the outlier is found
@@ -344,29 +347,29 @@ def refine_translation(
         Vision Algorithms 1999, §3–4 (Gauss-Newton, robust cost, IRLS).
     """
     batch, num_points = _validated(
-        points2d, points3d, intrinsics, weights, initial, iterations, robust, scale, damping
+        points3d, points2d, intrinsics, weights, initial, iterations, robust, scale, damping
     )
-    tensors = [points2d, points3d, intrinsics] + [t for t in (weights, initial) if t is not None]
+    tensors = [points3d, points2d, intrinsics] + [t for t in (weights, initial) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
-    points2d = _expand(points2d.to(dtype), (*batch, num_points, 2))
-    points3d = _expand(points3d.to(dtype), (*batch, num_points, 3))
+    points2d = expand_to(points2d.to(dtype), (*batch, num_points, 2))
+    points3d = expand_to(points3d.to(dtype), (*batch, num_points, 3))
     intrinsics = intrinsics.to(dtype)
     if weights is None:
         weights = points3d.new_ones((*batch, num_points))
     else:
-        weights = _expand(weights.to(dtype), (*batch, num_points))
+        weights = expand_to(weights.to(dtype), (*batch, num_points))
 
     if initial is None:
-        dlt = solve_translation(points2d, points3d, intrinsics, weights)
+        dlt = solve_translation(points3d, points2d, intrinsics, weights)
         start, start_ok = dlt.translation, dlt.valid
     else:
-        start = _expand(initial.to(dtype), (*batch, 3))
+        start = expand_to(initial.to(dtype), (*batch, 3))
         start_ok = torch.ones(batch, dtype=torch.bool, device=start.device)
 
     w2 = weights.square()
     total = w2.sum(-1, keepdim=True)
     omega = w2 / torch.where(total > 0, total, torch.ones_like(total))
-    problem = _prepare(points2d, points3d, intrinsics)
+    problem = _prepare(points3d, points2d, intrinsics)
     refined, system_ok = _iterate(
         problem, omega, start, iterations, robust, float(scale), float(damping)
     )

@@ -58,8 +58,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
-from dgpgeom.camera import _normalize  # noqa: F401  (the other solvers import it from here)
+from dgpgeom._core import expand_to
+from dgpgeom.validation import (
+    ShapeChecker,
+    ShapeError,
+    broadcast_batch_shapes,
+    check_option,
+    compute_dtype,
+)
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
@@ -91,23 +97,23 @@ class TranslationSolution(NamedTuple):
             catches root-relative points collapsed to one point); any NaN or Inf in
             what the problem uses (its weighted points, its weights, the upper two
             rows of its ``K``, the prior when ``damping > 0``).
+        residuals: `(..., N)` pixels, or None unless requested with
+            ``return_residuals=True``: the reprojection error
+            ``‖project(K, points3d + translation) - points2d‖`` of every point,
+            whatever its weight (a point at or behind the camera is projected from
+            depth :data:`MIN_RESIDUAL_DEPTH`). Zeros where ``valid`` is False.
         covariance: `(..., 3, 3)` square metres, or None unless requested with
             ``return_covariance=True``: :math:`\\hat\\sigma^2 M^{-1}` with
             :math:`\\hat\\sigma^2 = \\sum_i w_i^2 \\lVert r_i\\rVert^2 / (2n - 3)` estimated
             from the weighted DLT residuals of the ``n`` points with non-zero weight
             (the usual weighted least-squares estimate; invariant to the scale of the
             weights). Zeros where ``valid`` is False.
-        residuals: `(..., N)` pixels, or None unless requested with
-            ``return_residuals=True``: the reprojection error
-            ``‖project(K, points3d + translation) - points2d‖`` of every point,
-            whatever its weight (a point at or behind the camera is projected from
-            depth :data:`MIN_RESIDUAL_DEPTH`). Zeros where ``valid`` is False.
     """
 
     translation: Tensor
     valid: Tensor
-    covariance: Tensor | None
     residuals: Tensor | None
+    covariance: Tensor | None
 
 
 class _State(NamedTuple):
@@ -131,8 +137,8 @@ class _State(NamedTuple):
 
 
 def _closed_form(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor,
     prior: Tensor,
@@ -212,7 +218,7 @@ def _masked(grad: Tensor, valid: Tensor, like: Tensor) -> Tensor:
 class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
-    Inputs: ``points2d, points3d, intrinsics, weights, prior, damping`` (the first
+    Inputs: ``points3d, points2d, intrinsics, weights, prior, damping`` (the first
     three and ``weights`` with the batch shape, see :func:`_closed_form`). Outputs: the
     translation `(..., 3)` (the prior where invalid), then the valid mask and the
     intermediate planes (not differentiable; the backward reuses them).
@@ -221,8 +227,8 @@ class _WeightedDLT(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(points2d, points3d, intrinsics, weights, prior, damping):  # type: ignore[override]
-        state = _closed_form(points2d, points3d, intrinsics, weights, prior, damping)
+    def forward(points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
+        state = _closed_form(points3d, points2d, intrinsics, weights, prior, damping)
         translation = torch.where(state.valid, state.translation, prior)
         return translation, *state
 
@@ -238,10 +244,10 @@ class _WeightedDLT(torch.autograd.Function):
     def backward(ctx, grad_translation, *_):  # type: ignore[override]
         if grad_translation is None:
             return (None,) * 6
-        points2d, points3d, intrinsics, weights, prior, *saved = ctx.saved_tensors
+        points3d, points2d, intrinsics, weights, prior, *saved = ctx.saved_tensors
         damping = ctx.damping
         if torch.is_grad_enabled():  # double backward: intermediates with their graph
-            saved = _closed_form(points2d, points3d, intrinsics, weights, prior, damping)
+            saved = _closed_form(points3d, points2d, intrinsics, weights, prior, damping)
         s = _State(*saved)
         valid = s.valid
         grads = _backward(s, grad_translation, damping)
@@ -250,9 +256,9 @@ class _WeightedDLT(torch.autograd.Function):
         grad_u, grad_v, grad_X, grad_Y, grad_Z, grad_w, grad_k, grad_prior = grads
         batch_valid = valid.squeeze(-1)
         if needs[0]:
-            outputs[0] = _masked(torch.stack((grad_u, grad_v), -1), batch_valid, points2d)
+            outputs[0] = _masked(torch.stack((grad_X, grad_Y, grad_Z), -1), batch_valid, points3d)
         if needs[1]:
-            outputs[1] = _masked(torch.stack((grad_X, grad_Y, grad_Z), -1), batch_valid, points3d)
+            outputs[1] = _masked(torch.stack((grad_u, grad_v), -1), batch_valid, points2d)
         if needs[2]:
             outputs[2] = _masked(grad_k, batch_valid, intrinsics)
         if needs[3]:
@@ -322,7 +328,7 @@ def _covariance(state: _State, damping: float) -> Tensor:
 
 
 def _pixel_residuals(
-    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, translation: Tensor, valid: Tensor
+    points3d: Tensor, points2d: Tensor, intrinsics: Tensor, translation: Tensor, valid: Tensor
 ) -> Tensor:
     """``‖project(K, points3d + t) - points2d‖`` `(..., N)`, zeros where invalid.
 
@@ -341,8 +347,8 @@ def _pixel_residuals(
 
 
 def _validated(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None,
     prior: Tensor | None,
@@ -350,8 +356,8 @@ def _validated(
 ) -> tuple[torch.Size, int]:
     check = ShapeChecker()
     batches = {
-        "points2d": check(points2d, "points2d", "... N 2"),
         "points3d": check(points3d, "points3d", "... N 3"),
+        "points2d": check(points2d, "points2d", "... N 2"),
         "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
     }
     if weights is not None:
@@ -360,32 +366,27 @@ def _validated(
         batches["prior"] = check(prior, "prior", "... 3")
     num_points = check.sizes["N"]
     if num_points < 2:
-        raise ShapeError(f"points2d: expected at least 2 points (N >= 2), got N={num_points}")
-    if not isinstance(damping, (int, float)) or isinstance(damping, bool) or not damping >= 0:
-        raise ShapeError(f"damping: expected a non-negative Python float, got {damping!r}")
+        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    check_option(damping, "damping", minimum=0.0)
     return broadcast_batch_shapes(**batches), num_points
 
 
-def _expand(t: Tensor, shape: tuple[int, ...]) -> Tensor:
-    return t if t.shape == shape else t.expand(shape)
-
-
 def _prepared(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None,
     prior: Tensor | None,
     damping: float,
 ) -> tuple[tuple[Tensor, ...], torch.dtype, torch.dtype]:
     """Validated inputs in the compute dtype, points and weights with the batch shape."""
-    batch, num_points = _validated(points2d, points3d, intrinsics, weights, prior, damping)
-    tensors = [points2d, points3d, intrinsics] + [t for t in (weights, prior) if t is not None]
+    batch, num_points = _validated(points3d, points2d, intrinsics, weights, prior, damping)
+    tensors = [points3d, points2d, intrinsics] + [t for t in (weights, prior) if t is not None]
     dtype, out_dtype = compute_dtype(*tensors)
 
     def cast(t: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
         t = t if t.dtype == dtype else t.to(dtype)
-        return t if shape is None else _expand(t, shape)
+        return t if shape is None else expand_to(t, shape)
 
     points2d = cast(points2d, (*batch, num_points, 2))
     points3d = cast(points3d, (*batch, num_points, 3))
@@ -397,12 +398,12 @@ def _prepared(
         prior = points3d.new_zeros(()).expand(*batch, 3)
     else:
         prior = cast(prior, (*batch, 3))
-    return (points2d, points3d, cast(intrinsics), weights, prior), dtype, out_dtype
+    return (points3d, points2d, cast(intrinsics), weights, prior), dtype, out_dtype
 
 
 def solve_translation(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None = None,
     *,
@@ -443,9 +444,9 @@ def solve_translation(
     are computed in float32.
 
     Args:
-        points2d: `(..., N, 2)` pixels, (x, y), pixel centres on integers.
         points3d: `(..., N, 3)` metres, root-relative, axes of the camera frame
             (x right, y down, z forward).
+        points2d: `(..., N, 2)` pixels, (x, y), pixel centres on integers.
         intrinsics: `(..., 3, 3)` pixels, ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
             Broadcasts against the points: one matrix may serve a whole batch.
         weights: `(..., N)` confidences (only ``w²`` matters); ``None`` means all
@@ -465,12 +466,14 @@ def solve_translation(
             None), the pixel reprojection errors.
 
     Returns:
-        A :class:`TranslationSolution` ``(translation, valid, covariance, residuals)``.
+        A :class:`TranslationSolution` ``(translation, valid, residuals, covariance)``.
 
     Raises:
         ShapeError: on a wrong shape, too few points, mismatched ``N``, batch
-            dimensions that do not broadcast, a non-floating dtype, tensors on
-            different devices, or a negative ``damping``.
+            dimensions that do not broadcast, a non-floating dtype, or tensors on
+            different devices.
+        TypeError: if a tensor argument is not a tensor.
+        ValueError: on a negative ``damping``.
 
     Example:
         >>> import torch
@@ -479,7 +482,7 @@ def solve_translation(
         >>> t_true = torch.tensor([0.02, -0.01, 0.6])
         >>> camera = points3d + t_true
         >>> points2d = (camera[:, :2] / camera[:, 2:]) * 500.0 + 112.0
-        >>> solution = solve_translation(points2d, points3d, K, return_residuals=True)
+        >>> solution = solve_translation(points3d, points2d, K, return_residuals=True)
         >>> torch.allclose(solution.translation, t_true, atol=1e-5), bool(solution.valid)
         (True, True)
         >>> bool(solution.residuals.max() < 1e-2), solution.covariance is None
@@ -489,7 +492,7 @@ def solve_translation(
         E. Valassakis and G. Garcia-Hernando. *HandDGP: Camera-Space Hand Mesh
         Prediction with Differentiable Global Positioning.* ECCV 2024, §3.1–3.2.
     """
-    inputs, dtype, out_dtype = _prepared(points2d, points3d, intrinsics, weights, prior, damping)
+    inputs, dtype, out_dtype = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
     damping = float(damping)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         translation, _, valid, *_ = _WeightedDLT.apply(*inputs, damping)
@@ -507,7 +510,7 @@ def solve_translation(
         translation = translation.to(out_dtype)
         covariance = None if covariance is None else covariance.to(out_dtype)
         residuals = None if residuals is None else residuals.to(out_dtype)
-    return TranslationSolution(translation, valid, covariance, residuals)
+    return TranslationSolution(translation, valid, residuals, covariance)
 
 
 def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
@@ -516,11 +519,11 @@ def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
     Plain-autograd statistics computed from these have zero (not NaN) gradients for
     those problems, and none reaching a ``K`` they share with valid ones.
     """
-    points2d, points3d, intrinsics, weights, prior = inputs
+    points3d, points2d, intrinsics, weights, prior = inputs
     ok = valid.unsqueeze(-1)
     return (
-        torch.where(ok, points2d, 0.0),
         torch.where(ok, points3d, 0.0),
+        torch.where(ok, points2d, 0.0),
         torch.where(ok, intrinsics, torch.eye(3, dtype=intrinsics.dtype, device=intrinsics.device)),
         torch.where(valid, weights, 0.0),
         torch.where(valid, prior, 0.0),
@@ -528,8 +531,8 @@ def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
 
 
 def _solve_translation_naive(
-    points2d: Tensor,
     points3d: Tensor,
+    points2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor | None = None,
     *,
@@ -537,6 +540,6 @@ def _solve_translation_naive(
     prior: Tensor | None = None,
 ) -> Tensor:
     """Plain-autograd twin of :func:`solve_translation` (translation only), for tests."""
-    inputs, _, _ = _prepared(points2d, points3d, intrinsics, weights, prior, damping)
+    inputs, _, _ = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
     state = _closed_form(*inputs, float(damping))
     return torch.where(state.valid, state.translation, inputs[4])

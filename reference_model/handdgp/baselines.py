@@ -174,7 +174,7 @@ def mediapipe_errors(
             points2d = torch.as_tensor(image * [width, height] - 0.5)
             points3d = torch.as_tensor(world - world[:1])
             K = torch.as_tensor(np.asarray(sample.intrinsics, np.float64))
-            solution = dgpgeom.solve_translation(points2d, points3d, K)
+            solution = dgpgeom.solve_translation(points3d, points2d, K)
             placed = points3d + solution.translation
             gt = torch.as_tensor(np.asarray(sample.keypoints3d, np.float64))
             uvw = gt @ K.T

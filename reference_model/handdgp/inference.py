@@ -96,7 +96,7 @@ def reposition(prediction: HandPrediction, intrinsics: Tensor, positioning: str)
             f"positioning: expected 'dgp' or 'refine' to re-solve a prediction, got {positioning!r}"
         )
     translation, valid = place_hand(
-        prediction.keypoints2d, prediction.keypoints3d, intrinsics, prediction.weights, positioning
+        prediction.keypoints3d, prediction.keypoints2d, intrinsics, prediction.weights, positioning
     )
     offset = translation.unsqueeze(-2)
     return prediction._replace(

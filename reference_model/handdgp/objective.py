@@ -101,7 +101,7 @@ def training_losses(
         mask = valid.unsqueeze(-1).expand_as(prediction.weights)
         terms["consistency"] = (
             losses.keypoint_consistency_loss(
-                prediction.keypoints2d, prediction.keypoints_cam, intrinsics, mask
+                prediction.keypoints_cam, prediction.keypoints2d, intrinsics, mask
             )
             / image_size
         )

@@ -9,7 +9,7 @@ from tests.benchmarks._load import bench_translation, peers
 
 
 def _solve(name, problem):
-    args = (problem.points2d, problem.points3d, problem.intrinsics, problem.weights)
+    args = (problem.points3d, problem.points2d, problem.intrinsics, problem.weights)
     return peers.PEERS[name].fn(*args)
 
 

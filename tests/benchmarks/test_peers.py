@@ -6,7 +6,7 @@ from tests.benchmarks._load import peers
 
 
 def _args(problem):
-    return problem.points2d, problem.points3d, problem.intrinsics, problem.weights
+    return problem.points3d, problem.points2d, problem.intrinsics, problem.weights
 
 
 class TestMakeProblems:
@@ -43,9 +43,9 @@ class TestGradientsAgree:
         g = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         grads = {}
         for name in ("dgpgeom", "lstsq", "solve"):
-            p2, p3, k, w = (t.clone().requires_grad_(i != 2) for i, t in enumerate(_args(p)))
-            t = peers.PEERS[name].fn(p2, p3, k, w)
-            grads[name] = torch.autograd.grad(t, (p2, p3, w), g)
+            p3, p2, k, w = (t.clone().requires_grad_(i != 2) for i, t in enumerate(_args(p)))
+            t = peers.PEERS[name].fn(p3, p2, k, w)
+            grads[name] = torch.autograd.grad(t, (p3, p2, w), g)
         for name in ("lstsq", "solve"):
             for ours, theirs in zip(grads["dgpgeom"], grads[name], strict=True):
                 torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-9)

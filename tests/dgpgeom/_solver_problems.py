@@ -9,12 +9,15 @@ library's own helpers, so that it can disagree with them.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import pytest
 import torch
 from torch import Tensor
 
+from dgpgeom import ShapeError
 from dgpgeom.testing import TranslationProblem, random_intrinsics
 
 F64 = torch.float64
@@ -67,7 +70,7 @@ def make_problem(
         (*shape, num_points), generator=gen, dtype=F64
     )
     return TranslationProblem(
-        *(t.to(device=device, dtype=dtype) for t in (points2d, points3d, intrinsics, weights)),
+        *(t.to(device=device, dtype=dtype) for t in (points3d, points2d, intrinsics, weights)),
         translation.to(device=device, dtype=dtype),
         image_size,
     )
@@ -98,7 +101,7 @@ def well_scaled_problem(
 
 
 def explicit_system(
-    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, weights: Tensor
+    points3d: Tensor, points2d: Tensor, intrinsics: Tensor, weights: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The paper's ``A`` `(2N, 3)`, ``B`` `(2N,)` (Eq. 5) and ``W`` `(2N, 2N)` (Eq. 7).
 
@@ -123,8 +126,33 @@ def explicit_system(
 
 
 def reprojection_error(
-    points2d: Tensor, points3d: Tensor, intrinsics: Tensor, translation: Tensor
+    points3d: Tensor, points2d: Tensor, intrinsics: Tensor, translation: Tensor
 ) -> Tensor:
     """``‖project(K, points3d + t) - points2d‖`` `(..., N)` pixels."""
     projected = project(points3d + translation.unsqueeze(-2), intrinsics)
     return (projected - points2d).norm(dim=-1)
+
+
+#: Options validated by dgpgeom.validation.check_option (ValueError, not ShapeError).
+OPTION_NAMES = ("damping", "iterations", "robust", "scale", "min_depth", "delta", "kind")
+
+
+def expected_error(pattern: str) -> type[Exception]:
+    """The exception class a bad-input message pattern belongs to.
+
+    A non-tensor is a ``TypeError``, a bad option a plain ``ValueError``, anything
+    else about a tensor a ``ShapeError``.
+    """
+    if "expected a torch.Tensor" in pattern:
+        return TypeError
+    name = pattern.lstrip("^").split(":")[0]
+    return ValueError if name in OPTION_NAMES else ShapeError
+
+
+@contextlib.contextmanager
+def raises_for(pattern: str) -> Iterator[pytest.ExceptionInfo]:
+    """``pytest.raises`` of exactly :func:`expected_error` ``(pattern)``, matching it."""
+    error = expected_error(pattern)
+    with pytest.raises(error, match=pattern) as info:
+        yield info
+    assert type(info.value) is error, f"expected {error.__name__}, got {info.value!r}"

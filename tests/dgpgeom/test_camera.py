@@ -166,7 +166,7 @@ class TestNormalizePoints:
             normalize_points(torch.zeros(5, 2, dtype=F64), K[:2])
         with pytest.raises(ShapeError, match="batch dimensions do not broadcast"):
             normalize_points(torch.zeros(3, 5, 2, dtype=F64), random_intrinsics(4))
-        with pytest.raises(ShapeError, match=r"points2d: expected a torch\.Tensor"):
+        with pytest.raises(TypeError, match=r"points2d: expected a torch\.Tensor"):
             normalize_points([[1.0, 2.0]], K)
 
     def test_cheap_and_inverse_free(self):

@@ -12,7 +12,6 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import cKDTree
 from torch.func import vmap
 
-from dgpgeom._validate import ShapeError
 from dgpgeom.metrics import (
     FreiHANDEvaluator,
     f_score,
@@ -24,6 +23,7 @@ from dgpgeom.metrics import (
     procrustes_error,
     root_relative_error,
 )
+from dgpgeom.validation import ShapeError
 
 # --------------------------------------------------- reference (NumPy / SciPy, per sample)
 

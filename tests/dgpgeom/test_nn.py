@@ -74,7 +74,9 @@ class TestDifferentiableGlobalPositioning:
             f"DifferentiableGlobalPositioning(joint_regressor=(21, 30), damping={damping})"
         )
         placed = dgp(vertices, points2d, K, weights, truth)
-        expected = position_mesh(vertices, points2d, K, held, weights, damping=damping, prior=truth)
+        expected = position_mesh(
+            vertices, points2d, K, weights, joint_regressor=held, damping=damping, prior=truth
+        )
         for a, b in zip(placed, expected, strict=True):
             assert torch.equal(a, b)
         assert placed.vertices_cam.shape == (2, 30, 3) and placed.keypoints_cam.shape == (2, 21, 3)
@@ -153,9 +155,9 @@ class TestDifferentiableGlobalPositioning:
             DifferentiableGlobalPositioning(regressor)(vertices[..., :2], points2d, K)
         with pytest.raises(ShapeError, match=r"^joint_regressor: .*points2d"):
             DifferentiableGlobalPositioning(regressor)(vertices, points2d[:, :20], K)
-        with pytest.raises(ShapeError, match=r"^points3d: .*N=21"):
+        with pytest.raises(ShapeError, match=r"^points2d: .*N was set to \d+ by points3d"):
             DifferentiableGlobalPositioning()(vertices, points2d, K)
-        with pytest.raises(ShapeError, match=r"^damping: "):
+        with pytest.raises(ValueError, match=r"^damping: "):
             DifferentiableGlobalPositioning(damping=-1.0)(vertices[:, :21], points2d, K)
 
     def test_vmap_and_compile(self, dtype):
@@ -184,7 +186,9 @@ class TestLossModules:
             [0.0, 0.0, 0.5], dtype=torch.float64
         )
         targets = torch.rand(3, 5, 2, generator=gen, dtype=torch.float64) * 200
-        K = torch.tensor([[500.0, 0.0, 100.0], [0.0, 480.0, 90.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        K = torch.tensor(
+            [[500.0, 0.0, 100.0], [0.0, 480.0, 90.0], [0.0, 0.0, 1.0]], dtype=torch.float64
+        )
         weights = torch.rand(3, 5, generator=gen, dtype=torch.float64)
         module = ReprojectionLoss("huber", delta=2.0, reduction="sum")
         expected = losses.reprojection_loss(
@@ -200,7 +204,10 @@ class TestLossModules:
         faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
         gt = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
         pred = gt + 0.1 * torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(1))
-        for module_type, function in ((EdgeLengthLoss, losses.edge_length_loss), (NormalLoss, losses.normal_loss)):
+        for module_type, function in (
+            (EdgeLengthLoss, losses.edge_length_loss),
+            (NormalLoss, losses.normal_loss),
+        ):
             module = module_type(faces.int())
             assert "faces" in dict(module.named_buffers()) and module.faces.dtype == torch.int64
             assert torch.equal(module(pred, gt), function(pred, gt, faces))

@@ -42,7 +42,7 @@ def problem(batch: int, num_points: int, seed: int = 0):
 class Solve(torch.nn.Module):
     def forward(self, points2d, points3d, intrinsics, weights):
         s = dgpgeom.solve_translation(
-            points2d, points3d, intrinsics, weights, return_covariance=True, return_residuals=True
+            points3d, points2d, intrinsics, weights, return_covariance=True, return_residuals=True
         )
         return s.translation, s.valid, s.covariance, s.residuals
 
@@ -53,7 +53,9 @@ class Place(torch.nn.Module):
         self.register_buffer("regressor", regressor)
 
     def forward(self, vertices, points2d, intrinsics, weights):
-        placed = dgpgeom.position_mesh(vertices, points2d, intrinsics, self.regressor, weights)
+        placed = dgpgeom.position_mesh(
+            vertices, points2d, intrinsics, weights, joint_regressor=self.regressor
+        )
         return placed.vertices_cam, placed.keypoints_cam, placed.translation, placed.valid
 
 

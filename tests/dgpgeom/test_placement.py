@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dgpgeom import MeshPlacement, ShapeError, position_mesh, regress_keypoints, solve_translation
+from dgpgeom import MeshPlacement, position_mesh, regress_keypoints, solve_translation
 from dgpgeom.testing import check_gradients, translation_problems
-from tests.dgpgeom._solver_problems import make_problem, project, well_scaled_problem
+from tests.dgpgeom._solver_problems import make_problem, project, raises_for, well_scaled_problem
 
 F64 = torch.float64
 PROPERTY = settings(
@@ -92,7 +94,7 @@ class TestRegressKeypoints:
         ids=["last-dim", "rank", "int", "list", "1d", "3d", "wrong-V", "list-regressor"],
     )
     def test_bad_input(self, vertices, regressor, pattern):
-        with pytest.raises(ShapeError, match=pattern):
+        with raises_for(pattern):
             regress_keypoints(vertices, regressor)
 
     def test_gradients(self):
@@ -122,7 +124,10 @@ class TestPositionMesh:
         )
         camera = vertices + torch.tensor([0.0, 0.0, 0.5], dtype=dtype, device=device)
         placed = position_mesh(
-            vertices, project(camera, K), K, torch.eye(3, dtype=dtype, device=device)
+            vertices,
+            project(camera, K),
+            K,
+            joint_regressor=torch.eye(3, dtype=dtype, device=device),
         )
         assert isinstance(placed, MeshPlacement)
         assert MeshPlacement._fields == ("vertices_cam", "keypoints_cam", "translation", "valid")
@@ -136,10 +141,10 @@ class TestPositionMesh:
         )
         prior = truth * 1.1
         placed = position_mesh(
-            vertices, points2d, K, regressor, weights, damping=damping, prior=prior
+            vertices, points2d, K, weights, joint_regressor=regressor, damping=damping, prior=prior
         )
         keypoints = regress_keypoints(vertices, regressor)
-        solution = solve_translation(points2d, keypoints, K, weights, damping=damping, prior=prior)
+        solution = solve_translation(keypoints, points2d, K, weights, damping=damping, prior=prior)
         assert torch.equal(placed.translation, solution.translation)
         assert torch.equal(placed.valid, solution.valid)
         offset = solution.translation.unsqueeze(-2)
@@ -151,15 +156,17 @@ class TestPositionMesh:
         vertices, points2d, K, regressor, weights, _ = mesh_problem(
             1, (2, 2), dtype=dtype, device=device
         )
-        dense = position_mesh(vertices, points2d, K, regressor, weights)
-        sparse = position_mesh(vertices, points2d, K, regressor.to_sparse(), weights)
+        dense = position_mesh(vertices, points2d, K, weights, joint_regressor=regressor)
+        sparse = position_mesh(
+            vertices, points2d, K, weights, joint_regressor=regressor.to_sparse()
+        )
         for a, b in zip(dense, sparse, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10 if dtype == F64 else 1e-5, atol=0)
         # The gradients to the vertices agree as well.
         grads = []
         for r in (regressor, regressor.to_sparse()):
             leaf = vertices.clone().requires_grad_()
-            placed = position_mesh(leaf, points2d, K, r, weights)
+            placed = position_mesh(leaf, points2d, K, weights, joint_regressor=r)
             grads.append(torch.autograd.grad(placed.vertices_cam.square().sum(), leaf)[0])
         scale = float(grads[0].abs().max())
         tol = 1e-9 if dtype == F64 else 1e-3
@@ -169,9 +176,11 @@ class TestPositionMesh:
         vertices, points2d, K, regressor, weights, _ = mesh_problem(
             2, (3,), dtype=dtype, device=device
         )
-        batched = position_mesh(vertices, points2d, K, regressor, weights)
+        batched = position_mesh(vertices, points2d, K, weights, joint_regressor=regressor)
         for i in range(3):
-            single = position_mesh(vertices[i], points2d[i], K[i], regressor, weights[i])
+            single = position_mesh(
+                vertices[i], points2d[i], K[i], weights[i], joint_regressor=regressor
+            )
             for a, b in zip(batched, single, strict=True):
                 torch.testing.assert_close(a[i], b, rtol=1e-10 if dtype == F64 else 1e-5, atol=0)
 
@@ -191,7 +200,7 @@ class TestPositionMesh:
             t.to(device=device, dtype=dtype)
             for t in (vertices, points2d, problem.intrinsics, regressor)
         ]
-        placed = position_mesh(*cast)
+        placed = position_mesh(*cast[:3], joint_regressor=cast[3])
         assert bool(placed.valid)
         tol = 1e-9 if dtype == F64 else 1e-4
         expected = (vertices + problem.translation).to(device=device, dtype=dtype)
@@ -208,7 +217,9 @@ class TestPositionMesh:
         ) + 0.05 * torch.randn(4, 2, generator=torch.Generator().manual_seed(3), dtype=F64)
 
         def place(vertices, points2d, intrinsics, weights):
-            return position_mesh(vertices, points2d, intrinsics, regressor, weights, damping=0.01)
+            return position_mesh(
+                vertices, points2d, intrinsics, weights, joint_regressor=regressor, damping=0.01
+            )
 
         assert check_gradients(
             place,
@@ -256,7 +267,7 @@ class TestPositionMesh:
             "damping": 0.0,
             **changes,
         }
-        with pytest.raises(ShapeError, match=pattern):
+        with raises_for(pattern):
             position_mesh(**arguments)
 
     def test_meta_device_with_dense_regressor(self):
@@ -265,7 +276,9 @@ class TestPositionMesh:
 
         vertices, points2d, K, weights = meta(2, 40, 3), meta(2, 21, 2), meta(3, 3), meta(2, 21)
         regressor = torch.empty(21, 40, device="meta")
-        placed = position_mesh(vertices, points2d, K, regressor, weights, damping=0.01)
+        placed = position_mesh(
+            vertices, points2d, K, weights, joint_regressor=regressor, damping=0.01
+        )
         assert placed.vertices_cam.shape == (2, 40, 3) and placed.valid.shape == (2,)
         assert placed.vertices_cam.device.type == "meta"
         grads = torch.autograd.grad(placed.vertices_cam.sum(), (vertices, points2d, K, weights))
@@ -275,12 +288,11 @@ class TestPositionMesh:
         vertices, points2d, K, regressor, weights, _ = mesh_problem(
             5, (4,), dtype=dtype, device=device
         )
-        batched = position_mesh(vertices, points2d, K, regressor, weights)
-        mapped = torch.func.vmap(position_mesh, in_dims=(0, 0, 0, None, 0))(
-            vertices, points2d, K, regressor, weights
-        )
-        compiled = torch.compile(position_mesh, fullgraph=True, backend="eager")(
-            vertices, points2d, K, regressor, weights
+        batched = position_mesh(vertices, points2d, K, weights, joint_regressor=regressor)
+        place = functools.partial(position_mesh, joint_regressor=regressor)
+        mapped = torch.func.vmap(place)(vertices, points2d, K, weights)
+        compiled = torch.compile(place, fullgraph=True, backend="eager")(
+            vertices, points2d, K, weights
         )
         tol = {"rtol": 1e-12, "atol": 0} if dtype == F64 else {"rtol": 1e-6, "atol": 0}
         for a, b, c in zip(batched, mapped, compiled, strict=True):

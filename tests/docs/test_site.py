@@ -75,7 +75,7 @@ def test_search_covers_the_api(site):
     assert entry["location"] == "api/testing.html#dgpgeom.testing.check_gradients"
     assert "Finite-difference check" in entry["text"]
     assert "[source]" not in entry["text"]
-    assert "solve_translation(points2d" in entries["dgpgeom.solvers.solve_translation"]["text"]
+    assert "solve_translation(points3d" in entries["dgpgeom.solvers.solve_translation"]["text"]
     # The tokenizer splits dotted names, so the bare name finds the entry.
     assert re.split(index["config"]["separator"], entry["title"])[-1] == "check_gradients"
     for entry in index["docs"]:

@@ -102,7 +102,7 @@ class TestCameraSpaceHand:
     def test_exact_projections_are_recovered_and_accepted(self):
         truth = np.array(HANDS[0]["keypoints_cam"])
         K = np.array(HANDS[0]["intrinsics"])
-        hand = ex.camera_space_hand(ex.project(truth, K), truth - truth[0], K)
+        hand = ex.camera_space_hand(truth - truth[0], ex.project(truth, K), K)
         np.testing.assert_allclose(hand.translation, truth[0], atol=1e-9)
         np.testing.assert_allclose(hand.keypoints_cam, truth, atol=1e-9)
         assert hand.accepted
@@ -110,16 +110,16 @@ class TestCameraSpaceHand:
 
     def test_depth_scales_with_the_3d_hand(self):
         detection = fixture_detection(HANDS[0])
-        base = ex.camera_space_hand(detection.points2d, detection.points3d, detection.intrinsics)
+        base = ex.camera_space_hand(detection.points3d, detection.points2d, detection.intrinsics)
         larger = ex.camera_space_hand(
-            detection.points2d, 1.3 * detection.points3d, detection.intrinsics
+            1.3 * detection.points3d, detection.points2d, detection.intrinsics
         )
         np.testing.assert_allclose(larger.translation, 1.3 * base.translation, rtol=1e-9)
         np.testing.assert_allclose(larger.residuals, base.residuals, rtol=1e-6)
 
     def test_gate_threshold_decides(self):
         detection = fixture_detection(HANDS[0])
-        args = (detection.points2d, detection.points3d, detection.intrinsics)
+        args = (detection.points3d, detection.points2d, detection.intrinsics)
         statistic = ex.relative_residual(ex.camera_space_hand(*args).residuals, detection.points2d)
         assert ex.camera_space_hand(*args, max_relative_residual=statistic * 1.01).accepted
         assert not ex.camera_space_hand(*args, max_relative_residual=statistic * 0.99).accepted
@@ -140,7 +140,7 @@ class TestFixtureAgainstGuide:
         hand = HANDS[index]
         statistic, verdict, depth, error_mm = guide_numbers()[hand["view"]]
         detection = fixture_detection(hand)
-        fit = ex.camera_space_hand(detection.points2d, detection.points3d, detection.intrinsics)
+        fit = ex.camera_space_hand(detection.points3d, detection.points2d, detection.intrinsics)
         truth = detection.keypoints_cam
         assert ex.relative_residual(fit.residuals, detection.points2d) == pytest.approx(
             statistic, abs=5e-4
@@ -213,6 +213,6 @@ def test_mediapipe_end_to_end():
     assert np.median(error2d) < 0.1 * size
     truth = view.keypoints_cam - view.keypoints_cam[0]
     assert ex._proper_procrustes_angle(points3d, truth) < 60.0  # no axis flip
-    hand = ex.camera_space_hand(points2d, points3d, view.intrinsics)
+    hand = ex.camera_space_hand(points3d, points2d, view.intrinsics)
     assert hand.accepted
     assert np.linalg.norm(hand.translation - view.keypoints_cam[0]) < 0.3

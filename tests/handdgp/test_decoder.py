@@ -70,13 +70,13 @@ class TestPlaceHand:
         K = torch.tensor([[[100.0, 0.0, 16.0], [0.0, 100.0, 16.0], [0.0, 0.0, 1.0]]])
         kp2d = torch.tensor([[[26.0, 6.0]]]).expand(1, 3, 2)
         kp3d = torch.zeros(1, 3, 3)
-        t, valid = place_hand(kp2d, kp3d, K, torch.ones(1, 3), "root_regression", torch.tensor([0.5]))
+        t, valid = place_hand(kp3d, kp2d, K, torch.ones(1, 3), "root_regression", torch.tensor([0.5]))
         torch.testing.assert_close(t, torch.tensor([[0.05, -0.05, 0.5]]))
         assert bool(valid)
         with pytest.raises(ValueError, match="root_depth"):
-            place_hand(kp2d, kp3d, K, torch.ones(1, 3), "root_regression")
+            place_hand(kp3d, kp2d, K, torch.ones(1, 3), "root_regression")
         with pytest.raises(ValueError, match="positioning"):
-            place_hand(kp2d, kp3d, K, torch.ones(1, 3), "pnp")
+            place_hand(kp3d, kp2d, K, torch.ones(1, 3), "pnp")
 
 
 def test_crops_carry_the_hand_model_targets(synthetic_set):

@@ -76,9 +76,9 @@ class TestEvaluateModel:
     def test_refine_override_calls_the_refinement(self, crops, monkeypatch):
         calls = []
 
-        def refine_translation(points2d, points3d, intrinsics, weights, *, robust=None):
+        def refine_translation(points3d, points2d, intrinsics, weights, *, robust=None):
             calls.append(robust)
-            solution = dgpgeom.solve_translation(points2d, points3d, intrinsics, weights)
+            solution = dgpgeom.solve_translation(points3d, points2d, intrinsics, weights)
             shift = torch.tensor([0.0, 0.01, 0.0])
             return types.SimpleNamespace(
                 translation=solution.translation + shift, valid=solution.valid

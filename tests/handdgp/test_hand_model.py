@@ -150,7 +150,7 @@ class TestHandModel:
             model(torch.zeros(20, 3, dtype=torch.int64))
 
     def test_not_a_tensor(self, model):
-        with pytest.raises(ShapeError, match=r"torch\.Tensor"):
+        with pytest.raises(TypeError, match=r"torch\.Tensor"):
             model([[0.0, 0.0, 0.0]] * 20)
 
     def test_batch_mismatch(self, model):

@@ -43,7 +43,7 @@ class TestHandDGPNet:
         net = toy_net().eval()
         K = canonical_k(3)
         out = net(torch.rand(3, 3, 64, 64), K)
-        solved = dgpgeom.solve_translation(out.keypoints2d, out.keypoints3d, K, out.weights)
+        solved = dgpgeom.solve_translation(out.keypoints3d, out.keypoints2d, K, out.weights)
         assert torch.allclose(out.translation, solved.translation, atol=1e-5)
 
     def test_camera_space_loss_reaches_every_head(self):

@@ -262,7 +262,7 @@ class TestReposition:
     def test_refine_dispatch(self, monkeypatch):
         seen = {}
 
-        def refine_translation(points2d, points3d, intrinsics, weights, *, robust=None):
+        def refine_translation(points3d, points2d, intrinsics, weights, *, robust=None):
             seen["robust"] = robust
             return types.SimpleNamespace(
                 translation=torch.tensor([[0.0, 0.0, 1.0]]), valid=torch.tensor([True])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dgpgeom._validate import ShapeError
+from dgpgeom.validation import ShapeError
 from handdgp.data import gl, render
 from handdgp.data.rasterize import interpolate_attributes, rasterize_triangles
 from handdgp.data.render import (

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
 
 from . import gl
 from .rasterize import interpolate_attributes, rasterize_triangles

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 
-from dgpgeom._validate import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
 from handdgp.hand.template import HandTemplate, load_template
 
 __all__ = ["HandModel", "HandOutput"]

@@ -25,7 +25,7 @@ from kornia.geometry.conversions import (
     rotation_matrix_to_axis_angle,
 )
 
-from dgpgeom._validate import ShapeChecker
+from dgpgeom.validation import ShapeChecker
 from handdgp.hand.skeleton import keypoint_finger_segment
 from handdgp.hand.template import HandTemplate
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgpgeom._validate import ShapeChecker
+from dgpgeom.validation import ShapeChecker
 
 __all__ = [
     "DEFAULT_TEMPLATE",

@@ -187,7 +187,7 @@ class HandDGPNet(nn.Module):
 
         root_depth = self.root_head(features.coarse) if self.root_head is not None else None
         translation, valid = place_hand(
-            keypoints2d, keypoints3d, intrinsics, weights, self.config.positioning, root_depth
+            keypoints3d, keypoints2d, intrinsics, weights, self.config.positioning, root_depth
         )
         offset = translation.unsqueeze(1)
         return HandPrediction(

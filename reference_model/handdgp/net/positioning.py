@@ -16,8 +16,8 @@ POSITIONING = ("dgp", "refine", "root_regression")
 
 
 def place_hand(
-    keypoints2d: Tensor,
     keypoints3d: Tensor,
+    keypoints2d: Tensor,
     intrinsics: Tensor,
     weights: Tensor,
     positioning: str,
@@ -26,8 +26,8 @@ def place_hand(
     """The camera-space root of a hand, by the named positioning.
 
     Args:
-        keypoints2d: `(B, N, 2)` pixels.
         keypoints3d: `(B, N, 3)` metres, relative to the root keypoint 0.
+        keypoints2d: `(B, N, 2)` pixels.
         intrinsics: `(B, 3, 3)` pixels.
         weights: `(B, N)` keypoint weights.
         positioning: one of :data:`POSITIONING`.
@@ -45,17 +45,17 @@ def place_hand(
         >>> kp3d = torch.tensor([[[0.0, 0.0, 0.0], [0.05, 0.0, 0.0], [0.0, 0.05, 0.01]]])
         >>> cam = kp3d + torch.tensor([0.01, 0.02, 0.5])
         >>> kp2d = cam[..., :2] / cam[..., 2:] * 100.0 + 16.0
-        >>> t, valid = place_hand(kp2d, kp3d, K, torch.ones(1, 3), "dgp")
+        >>> t, valid = place_hand(kp3d, kp2d, K, torch.ones(1, 3), "dgp")
         >>> [round(v, 4) for v in t[0].tolist()], bool(valid)
         ([0.01, 0.02, 0.5], True)
     """
     if positioning == "dgp":
-        solution = dgpgeom.solve_translation(keypoints2d, keypoints3d, intrinsics, weights)
+        solution = dgpgeom.solve_translation(keypoints3d, keypoints2d, intrinsics, weights)
         return solution.translation, solution.valid
     if positioning == "refine":
         from dgpgeom.solvers.refine import refine_translation
 
-        refined = refine_translation(keypoints2d, keypoints3d, intrinsics, weights, robust="huber")
+        refined = refine_translation(keypoints3d, keypoints2d, intrinsics, weights, robust="huber")
         return refined.translation, refined.valid
     if positioning == "root_regression":
         if root_depth is None:

@@ -1,10 +1,18 @@
-"""Shape, dtype and device checks at the public boundary.
+"""Argument checks at the public boundary: tensor shapes, dtypes, devices and options.
 
-Every public function of dgpgeom validates its tensors here, before doing any
-work, and raises :class:`ShapeError` with a message that names the argument,
-the expected shape and the actual one. Checks look only at metadata (shapes,
-dtypes, devices), never at values, so they cost no host synchronisation and
-work on ``device="meta"`` tensors.
+Every public function of dgpgeom validates its arguments here, before doing any
+work, with a message that names the argument, the expected value and the actual
+one. The kinds of error are kept apart:
+
+- :class:`ShapeError` (a :class:`ValueError`): a tensor of the wrong shape, dtype
+  or device (:class:`ShapeChecker`, :func:`broadcast_batch_shapes`);
+- :class:`TypeError`: an argument that should be a tensor is not one;
+- :class:`ValueError`: a bad option, such as a negative ``damping`` or an unknown
+  ``robust`` kernel (:func:`check_option`).
+
+Tensor checks look only at metadata (shapes, dtypes, devices), never at values,
+so they cost no host synchronisation and work on ``device="meta"`` tensors. They
+are public so that code built on dgpgeom can validate its own arguments the same way.
 
 Shape patterns are strings of space-separated tokens:
 
@@ -22,7 +30,7 @@ Example:
     >>> check(torch.zeros(4, 20, 3), "points3d", "... N 3")
     Traceback (most recent call last):
     ...
-    dgpgeom._validate.ShapeError: points3d: expected shape (..., N=21, 3), got (4, 20, 3); N was set to 21 by points2d
+    dgpgeom.validation.ShapeError: points3d: expected shape (..., N=21, 3), got (4, 20, 3); N was set to 21 by points2d
 """
 
 from __future__ import annotations
@@ -31,11 +39,17 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["ShapeChecker", "ShapeError", "broadcast_batch_shapes", "compute_dtype"]
+__all__ = [
+    "ShapeChecker",
+    "ShapeError",
+    "broadcast_batch_shapes",
+    "check_option",
+    "compute_dtype",
+]
 
 
 class ShapeError(ValueError):
-    """Raised when an argument has the wrong shape, dtype or device."""
+    """Raised when a tensor argument has the wrong shape, dtype or device."""
 
 
 def _describe(pattern: Sequence[str], bound: dict[str, int]) -> str:
@@ -74,13 +88,14 @@ class ShapeChecker:
             floating: require a floating-point dtype.
 
         Raises:
-            ShapeError: if the tensor is not a tensor, has the wrong shape,
-                a non-floating dtype (when ``floating``), or lives on another
-                device than the tensors checked before it.
+            TypeError: if the argument is not a tensor.
+            ShapeError: if the tensor has the wrong shape, a non-floating dtype
+                (when ``floating``), or lives on another device than the tensors
+                checked before it.
         """
         tokens = pattern.split()
         if not isinstance(tensor, torch.Tensor):
-            raise ShapeError(
+            raise TypeError(
                 f"{name}: expected a torch.Tensor of shape ({', '.join(tokens)}), "
                 f"got {type(tensor).__name__}"
             )
@@ -122,6 +137,66 @@ class ShapeChecker:
                 f"{name}: expected a tensor on {self.device} (the device of "
                 f"{self._device_of}), got one on {tensor.device}"
             )
+
+
+def check_option(
+    value: object,
+    name: str,
+    *,
+    choices: Sequence[object] | None = None,
+    minimum: float | None = None,
+    strict: bool = False,
+    integer: bool = False,
+) -> object:
+    """Validate a non-tensor option and return it (a number as ``float`` or ``int``).
+
+    With ``choices``, the value must be one of them. Otherwise it must be a Python
+    number (not a bool, not a tensor: options never cause a host synchronisation),
+    an ``int`` when ``integer``, and at least ``minimum`` (above it when ``strict``).
+    NaN fails every bound.
+
+    Args:
+        value: the option.
+        name: the argument's name, used in the error message.
+        choices: the allowed values, or ``None`` for a number.
+        minimum: the lower bound of a number, or ``None``.
+        strict: the bound excludes ``minimum``.
+        integer: require an ``int``.
+
+    Returns:
+        ``value``; a number as ``float`` (or ``int`` when ``integer``).
+
+    Raises:
+        ValueError: naming the option, what was expected and what was given.
+
+    Example:
+        >>> check_option(0.1, "damping", minimum=0.0)
+        0.1
+        >>> check_option("huber", "robust", choices=(None, "huber", "cauchy"))
+        'huber'
+        >>> check_option(-1.0, "damping", minimum=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: damping: expected a non-negative Python number, got -1.0
+    """
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+        return value
+    kind = "int" if integer else "number"
+    if minimum is not None:
+        sign = "positive" if strict and minimum == 0 else "non-negative" if minimum == 0 else ""
+        bound = f"{sign} " if sign else ""
+        if not sign:
+            kind = f"{kind} {'>' if strict else '>='} {minimum}"
+    else:
+        bound = ""
+    number = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number):
+        raise ValueError(f"{name}: expected a {bound}Python {kind}, got {value!r}")
+    if minimum is not None and not (value > minimum if strict else value >= minimum):
+        raise ValueError(f"{name}: expected a {bound}Python {kind}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def broadcast_batch_shapes(**batch_shapes: tuple[int, ...]) -> torch.Size:

@@ -1,4 +1,4 @@
-"""Tests for dgpgeom._validate."""
+"""Tests for dgpgeom.validation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dgpgeom import ShapeError
-from dgpgeom._validate import ShapeChecker, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import ShapeChecker, broadcast_batch_shapes, compute_dtype
 
 
 class TestShapeChecker:
@@ -53,7 +53,7 @@ class TestShapeChecker:
 
     def test_non_tensor(self):
         with pytest.raises(
-            ShapeError,
+            TypeError,
             match=re.escape("weights: expected a torch.Tensor of shape (..., N), got list"),
         ):
             ShapeChecker()([1.0, 2.0], "weights", "... N")
