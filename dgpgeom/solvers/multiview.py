@@ -187,15 +187,9 @@ def _solve(
         return g + damping * (prior - t) if damping > 0 else g
 
     translation = _sym3.solve(sys.sym, gradient(torch.zeros_like(prior)))
-    for _ in range(_NEWTON_STEPS):
-        translation = translation + _sym3.solve(sys.sym, gradient(translation))
+    translation = translation + _sym3.solve(sys.sym, gradient(translation))  # one Newton step
     translation = torch.where(sys.sym.valid.unsqueeze(-1), translation, prior)
     return translation, sys.sym.valid
-
-
-#: Newton steps taken after the first solve (see the module notes); the
-#: accuracy benchmark sets it to 0 to measure what the step buys.
-_NEWTON_STEPS = 1
 
 
 class _MultiviewDLT(torch.autograd.Function):

@@ -13,7 +13,7 @@ from torch import nn
 
 import dgpgeom
 from dgpgeom.camera import crop_intrinsics
-from dgpgeom.rectify import rectify_camera
+from dgpgeom.rectification import rectify_camera
 from handdgp.cli import add_predict_arguments
 from handdgp.config import DataConfig, ExperimentConfig
 from handdgp.data.crops import network_crop

@@ -3,7 +3,7 @@
 The network sees a square crop of ``image_size`` pixels around the hand. With
 ``rectify=True`` (the paper's §3.3, and our default) the crop is taken by a
 *canonical camera* of fixed focal length ``canonical_focal`` (pixels at
-``image_size``), built with :func:`dgpgeom.rectify.rectify_camera`: the apparent size
+``image_size``), built with :func:`dgpgeom.rectification.rectify_camera`: the apparent size
 of the hand then carries its depth, whatever the original camera. In
 ``"perspective"`` mode (default) the canonical camera is also turned to look straight
 at the box centre, so off-centre hands carry no perspective distortion and the
@@ -47,7 +47,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dgpgeom.camera import invert_intrinsics
-from dgpgeom.rectify import Rectification, rectify_camera, warp_to_rectified
+from dgpgeom.rectification import Rectification, rectify_camera, warp_to_rectified
 
 from .sample import HandSample
 
@@ -159,7 +159,7 @@ def crop_rectification(
 ) -> Rectification:
     """The crop's camera and pixel maps: a rectification plus an in-plane rotation.
 
-    Starts from :func:`dgpgeom.rectify.rectify_camera` (rotation ``R_0``, canonical
+    Starts from :func:`dgpgeom.rectification.rectify_camera` (rotation ``R_0``, canonical
     focal or the box's own when ``focal`` is None) and turns the virtual camera by
     ``rotation`` about its optical axis: ``R = R_z R_0``. In perspective mode the
     canonical intrinsics ``K_c`` are unchanged; in affine mode the principal point
@@ -178,7 +178,7 @@ def crop_rectification(
             on screen, since y points down).
 
     Returns:
-        A float64 :class:`~dgpgeom.rectify.Rectification` without images.
+        A float64 :class:`~dgpgeom.rectification.Rectification` without images.
 
     Example:
         >>> K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
@@ -217,7 +217,7 @@ def crop_image(image: np.ndarray, rect: Rectification, *, antialias: bool = True
 
     Args:
         image: `(H, W, 3)` uint8 RGB.
-        rect: the crop's :class:`~dgpgeom.rectify.Rectification` (e.g. from
+        rect: the crop's :class:`~dgpgeom.rectification.Rectification` (e.g. from
             :func:`crop_rectification`).
         antialias: reduce the image by an integer factor with ``INTER_AREA`` first
             when the crop's scale at its centre is below 1/2.

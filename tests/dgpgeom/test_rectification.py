@@ -1,4 +1,4 @@
-"""Tests for dgpgeom.rectify."""
+"""Tests for dgpgeom.rectification."""
 
 import pytest
 import torch
@@ -14,7 +14,7 @@ from dgpgeom.camera import (
     normalize_points,
     project,
 )
-from dgpgeom.rectify import (
+from dgpgeom.rectification import (
     Rectification,
     RectifiedAnnotation,
     annotation_to_rectified,
