@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dgpgeom.validation import ShapeChecker, broadcast_batch_shapes, compute_dtype
+
 
 def cast_all(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
     """``tensors`` in ``dtype``, each converted only if needed."""
@@ -22,3 +24,15 @@ def normalize_pixels(p: Tensor, k: Tensor) -> Tensor:
     y = d[..., 1:] / k[..., 1:2, 1:2]
     x = (d[..., :1] - k[..., 0:1, 1:2] * y) / k[..., 0:1, 0:1]
     return torch.cat([x, y], dim=-1)
+
+
+def paired_points(
+    pred: Tensor, gt: Tensor, pattern: str = "... N 3"
+) -> tuple[Tensor, Tensor, torch.dtype]:
+    """Check a prediction and its ground truth, broadcast their batches, cast to the
+    compute dtype; returns ``(pred, gt, output_dtype)`` (used by the metrics)."""
+    check = ShapeChecker()
+    batch = broadcast_batch_shapes(pred=check(pred, "pred", pattern), gt=check(gt, "gt", pattern))
+    dtype, out_dtype = compute_dtype(pred, gt)
+    tail_p, tail_g = pred.shape[pred.dim() - 2 :], gt.shape[gt.dim() - 2 :]
+    return pred.to(dtype).expand(*batch, *tail_p), gt.to(dtype).expand(*batch, *tail_g), out_dtype

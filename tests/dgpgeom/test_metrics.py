@@ -15,7 +15,6 @@ from torch.func import vmap
 from dgpgeom.metrics import (
     FreiHANDEvaluator,
     f_score,
-    handdgp_errors,
     pck_auc,
     pck_thresholds,
     point_error,
@@ -407,32 +406,6 @@ class TestFScore:
         assert meta.f.shape == (2, 2)
         compiled = torch.compile(f_score, backend="eager", fullgraph=True)
         torch.testing.assert_close(compiled(pred, gt).f, f_score(pred, gt).f)
-
-
-# ----------------------------------------------------------------- Table 1 of HandDGP
-
-
-class TestHandDGPErrors:
-    def test_values(self, device, dtype):
-        pred, pred_v, gt, gt_v = (t.to(device, dtype) for t in make_hands(seed=9))
-        row = handdgp_errors(pred, pred_v, gt, gt_v)
-        assert all(v.shape == () and v.dtype == dtype for v in row)
-        torch.testing.assert_close(row.cs_mje, 1000 * point_error(pred, gt).mean())
-        torch.testing.assert_close(row.cs_mve, 1000 * point_error(pred_v, gt_v).mean())
-        torch.testing.assert_close(row.rs_mje, 1000 * procrustes_error(pred, gt).mean())
-        torch.testing.assert_close(row.rs_mve, 1000 * procrustes_error(pred_v, gt_v).mean())
-        root = handdgp_errors(pred, pred_v, gt, gt_v, relative="root")
-        torch.testing.assert_close(
-            root.rs_mve, 1000 * root_relative_error(pred_v, gt_v, pred[:, 0], gt[:, 0]).mean()
-        )
-        assert root.rs_mje > row.rs_mje  # Procrustes can only lower the error here
-
-    def test_bad_input(self):
-        pred, pred_v, gt, gt_v = make_hands()
-        with pytest.raises(ValueError, match="relative"):
-            handdgp_errors(pred, pred_v, gt, gt_v, relative="pa")
-        with pytest.raises(ShapeError, match="gt_verts"):
-            handdgp_errors(pred, pred_v, gt, gt_v[:, :10])
 
 
 # ----------------------------------------------------------------------------- evaluator
