@@ -46,7 +46,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dgpgeom.losses import _reprojection_loss_naive, reprojection_loss
+from dgpgeom.losses import reprojection_loss
+from dgpgeom.losses.reprojection import _reprojection_loss_naive
 
 IMPLEMENTATIONS: dict[str, Callable] = {
     "fused": reprojection_loss,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-from dgpgeom.validation import ShapeChecker, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import ShapeChecker, ShapeError, broadcast_batch_shapes, compute_dtype
+
+Kind = Literal["l1", "l2", "huber"]
+Reduction = Literal["mean", "sum", "none"]
+
+KINDS = ("l1", "l2", "huber")
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def cast_all(dtype: torch.dtype, *tensors: Tensor) -> tuple[Tensor, ...]:
@@ -36,3 +44,31 @@ def paired_points(
     dtype, out_dtype = compute_dtype(pred, gt)
     tail_p, tail_g = pred.shape[pred.dim() - 2 :], gt.shape[gt.dim() - 2 :]
     return pred.to(dtype).expand(*batch, *tail_p), gt.to(dtype).expand(*batch, *tail_g), out_dtype
+
+
+def check_mask(check: ShapeChecker, valid: Tensor, pattern: str) -> tuple[int, ...]:
+    """Check a boolean ``valid`` mask against ``pattern``; returns its batch shape."""
+    batch = check(valid, "valid", pattern, floating=False)
+    if valid.dtype != torch.bool:
+        raise ShapeError(f"valid: expected dtype torch.bool, got {valid.dtype}")
+    return batch
+
+
+def reduce_loss(loss: Tensor, denominator: Tensor | float, reduction: str) -> Tensor:
+    """Sum or mean of an already weighted and masked loss tensor."""
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    if isinstance(denominator, Tensor):
+        denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    else:
+        denominator = max(denominator, 1.0)
+    return total / denominator
+
+
+def safe_sqrt(x: Tensor) -> Tensor:
+    """sqrt with a zero (not NaN) gradient at 0."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)

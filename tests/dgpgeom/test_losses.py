@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from torch.func import grad, vmap
 
 from dgpgeom.losses import (
-    _reprojection_loss_naive,
     edge_length_loss,
     keypoint_consistency_loss,
     normal_loss,
@@ -19,6 +18,7 @@ from dgpgeom.losses import (
     translation_loss,
     vertex_projection_loss,
 )
+from dgpgeom.losses.reprojection import _reprojection_loss_naive
 from dgpgeom.validation import ShapeError
 
 # ----------------------------------------------------------------------------- helpers
