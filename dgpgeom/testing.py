@@ -24,6 +24,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dgpgeom.camera import project
+
 try:
     from hypothesis import strategies as st
 except ModuleNotFoundError as error:  # a plain install: dgpgeom does not depend on it
@@ -109,11 +111,6 @@ def random_intrinsics(
     return torch.stack(rows, -2)
 
 
-def _project(points_cam: Tensor, intrinsics: Tensor) -> Tensor:
-    uvw = (intrinsics.unsqueeze(-3) @ points_cam.unsqueeze(-1)).squeeze(-1)
-    return uvw[..., :2] / uvw[..., 2:]
-
-
 @st.composite
 def translation_problems(
     draw: st.DrawFn,
@@ -184,7 +181,7 @@ def translation_problems(
     # Keep every point in front of the camera (a hand near the lens stays visible).
     min_z = 0.5 * depth_range[0] - depth
     points3d[..., 2] = points3d[..., 2].clamp(min=min_z)
-    points2d = _project(points3d + translation.unsqueeze(-2), intrinsics)
+    points2d = project(points3d + translation.unsqueeze(-2), intrinsics).points2d
     if noise_px > 0:
         points2d = points2d + noise_px * torch.randn(points2d.shape, generator=gen, dtype=dtype)
 
@@ -229,7 +226,7 @@ def degenerate_translation_problems(
         ray = translation / translation[..., 2:]
         depths = torch.linspace(-0.05, 0.05, points3d.shape[-2], dtype=dtype)
         points3d = depths.unsqueeze(-1) * ray.unsqueeze(-2)
-        points2d = _project(points3d + translation.unsqueeze(-2), intrinsics)
+        points2d = project(points3d + translation.unsqueeze(-2), intrinsics).points2d
     return TranslationProblem(
         points3d.to(device),
         points2d.to(device),

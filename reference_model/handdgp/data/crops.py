@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 from dgpgeom.camera import invert_intrinsics
 from dgpgeom.rectification import Rectification, rectify_camera, warp_to_rectified
 
-from .sample import HandSample
+from .sample import HandSample, project_points
 
 __all__ = [
     "CropDataset",
@@ -83,7 +83,9 @@ def hand_box(points2d: np.ndarray, box_scale: float = 1.3) -> np.ndarray:
         array([ 9.5, 11.5, 30.5, 32.5])
     """
     points = np.asarray(points2d, np.float64).reshape(-1, 2)
-    return square_box(np.concatenate([points.min(axis=0) - 0.5, points.max(axis=0) + 0.5]), box_scale)
+    return square_box(
+        np.concatenate([points.min(axis=0) - 0.5, points.max(axis=0) + 0.5]), box_scale
+    )
 
 
 def square_box(box: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -268,8 +270,11 @@ def _color_jitter(image: Tensor, rng: np.random.Generator, strength: float = 0.3
     hue = rng.uniform(-0.1, 0.1) * 2 * math.pi
     grey_axis = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64)
     cross = torch.tensor(
-        [[0.0, -grey_axis[2], grey_axis[1]], [grey_axis[2], 0.0, -grey_axis[0]],
-         [-grey_axis[1], grey_axis[0], 0.0]],
+        [
+            [0.0, -grey_axis[2], grey_axis[1]],
+            [grey_axis[2], 0.0, -grey_axis[0]],
+            [-grey_axis[1], grey_axis[0], 0.0],
+        ],
         dtype=torch.float64,
     )
     outer = torch.outer(grey_axis, grey_axis)
@@ -300,11 +305,6 @@ def _as_key(key: Any) -> tuple[int, int]:
     if not isinstance(index, numbers.Integral) or not isinstance(epoch, numbers.Integral):
         raise TypeError(f"key: expected integers, got {key!r}")
     return int(index), int(epoch)
-
-
-def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    uvw = points @ K.T
-    return uvw[:, :2] / uvw[:, 2:]
 
 
 def _pose_targets(pose: np.ndarray, shape: np.ndarray, rotation: np.ndarray) -> dict[str, Tensor]:
@@ -381,7 +381,9 @@ class CropDataset(Dataset[dict[str, Any]]):
         if not isinstance(image_size, int) or image_size < 2:
             raise ValueError(f"image_size: expected an integer >= 2, got {image_size!r}")
         if canonical_focal is not None and not canonical_focal > 0:
-            raise ValueError(f"canonical_focal: expected None or a positive number, got {canonical_focal!r}")
+            raise ValueError(
+                f"canonical_focal: expected None or a positive number, got {canonical_focal!r}"
+            )
         if not box_scale > 0:
             raise ValueError(f"box_scale: expected a positive number, got {box_scale!r}")
         self.samples = samples_dataset
@@ -413,7 +415,8 @@ class CropDataset(Dataset[dict[str, Any]]):
         keypoints3d = np.asarray(sample.keypoints3d, np.float64)
         vertices = np.asarray(sample.vertices, np.float64)
         box = hand_box(
-            np.concatenate([_project(keypoints3d, K), _project(vertices, K)]), self.box_scale
+            project_points(np.concatenate([keypoints3d, vertices]), K, dtype=np.float64),
+            self.box_scale,
         )
         rotation = 0.0
         rng = None
@@ -442,7 +445,7 @@ class CropDataset(Dataset[dict[str, Any]]):
         R = rect.rotation.numpy()
         k_crop = rect.intrinsics.numpy()
         kp_crop = keypoints3d @ R.T
-        keypoints2d = _project(kp_crop, k_crop)
+        keypoints2d = project_points(kp_crop, k_crop, dtype=np.float64)
         size = self.image_size
         inside = (
             (kp_crop[:, 2] > 0)
@@ -528,12 +531,12 @@ def crop_fit_statistics(
         K = np.asarray(sample.intrinsics, np.float64)
         kp = np.asarray(sample.keypoints3d, np.float64)
         verts = np.asarray(sample.vertices, np.float64)
-        box = hand_box(np.concatenate([_project(kp, K), _project(verts, K)]), box_scale)
+        box = hand_box(project_points(np.concatenate([kp, verts]), K, dtype=np.float64), box_scale)
         for focal in inside:
             rect = crop_rectification(K, box, image_size=image_size, focal=focal, mode=mode)
             R, k_crop = rect.rotation.numpy(), rect.intrinsics.numpy()
             for slot, points in enumerate((kp, verts)):
-                uv = _project(points @ R.T, k_crop)
+                uv = project_points(points @ R.T, k_crop, dtype=np.float64)
                 inside[focal][n, slot] = ((uv >= -0.5) & (uv < image_size - 0.5)).all()
                 if slot == 0:
                     sizes[focal][n] = (uv.max(axis=0) - uv.min(axis=0)).max()
