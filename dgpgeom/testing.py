@@ -13,6 +13,11 @@ Import this module in your own test suite. It needs ``hypothesis``, which
 Problems are drawn from a few scalar parameters (point count, depth, focal length,
 object size, a seed) that hypothesis shrinks, and the tensors are generated from
 them with a seeded ``torch.Generator``, which keeps drawing fast even for large N.
+
+The naive autograd twins of the functions with a hand-written backward
+(:func:`solve_translation_naive`, :func:`solve_translation_multiview_naive`,
+:func:`reprojection_loss_naive`) compute the same numbers through plain autograd, to
+check the gradients of your own code against.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ import torch
 from torch import Tensor
 
 from dgpgeom.camera import project
+from dgpgeom.losses.reprojection import reprojection_loss_naive
+from dgpgeom.solvers.multiview import solve_translation_multiview_naive
+from dgpgeom.solvers.translation import solve_translation_naive
 
 try:
     from hypothesis import strategies as st
@@ -43,6 +51,9 @@ __all__ = [
     "check_gradients",
     "degenerate_translation_problems",
     "random_intrinsics",
+    "reprojection_loss_naive",
+    "solve_translation_multiview_naive",
+    "solve_translation_naive",
     "translation_problems",
 ]
 

@@ -330,7 +330,7 @@ def _reprojection(
     return loss.to(out_dtype)
 
 
-def _reprojection_loss_naive(
+def reprojection_loss_naive(
     points3d_cam: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -342,7 +342,12 @@ def _reprojection_loss_naive(
     reduction: Reduction = "mean",
     min_depth: float = 1e-3,
 ) -> Tensor:
-    """Plain-autograd twin of :func:`reprojection_loss`, for tests and benchmarks."""
+    """Plain-autograd twin of :func:`reprojection_loss` (no fused backward).
+
+    Public as :func:`dgpgeom.testing.reprojection_loss_naive`. Takes the arguments of
+    :func:`reprojection_loss` and returns the same loss, differentiated by plain
+    autograd (it keeps the projection's intermediates alive, the fused loss does not).
+    """
     p3, p2, k, w, m, out_dtype = _prepare_reprojection(
         points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth
     )

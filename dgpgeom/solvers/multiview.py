@@ -471,7 +471,7 @@ def solve_translation_multiview(
     return MultiviewTranslationSolution(translation, valid, residuals, covariance)
 
 
-def _solve_translation_multiview_naive(
+def solve_translation_multiview_naive(
     points3d: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -482,7 +482,12 @@ def _solve_translation_multiview_naive(
     damping: float = 0.0,
     prior: Tensor | None = None,
 ) -> Tensor:
-    """Plain-autograd twin of :func:`solve_translation_multiview` (translation only)."""
+    """Plain-autograd twin of :func:`solve_translation_multiview` (translation only).
+
+    Public as :func:`dgpgeom.testing.solve_translation_multiview_naive`. Takes the
+    arguments of :func:`solve_translation_multiview` and returns the `(..., 3)`
+    translation in metres, differentiated by plain autograd.
+    """
     batch, num_cameras, num_points = _validated(
         points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )

@@ -18,7 +18,7 @@ from dgpgeom.losses import (
     translation_loss,
     vertex_projection_loss,
 )
-from dgpgeom.losses.reprojection import _reprojection_loss_naive
+from dgpgeom.testing import reprojection_loss_naive
 from dgpgeom.validation import ShapeError
 
 # ----------------------------------------------------------------------------- helpers
@@ -220,7 +220,7 @@ class TestReprojectionLoss:
         valid = make_problem(batch=(3,), device=device)[4]
         opts = {"kind": kind, "reduction": reduction, "delta": 2.0}
         fused = reprojection_loss(*inputs, valid, **opts)
-        naive = _reprojection_loss_naive(*inputs, valid, **opts)
+        naive = reprojection_loss_naive(*inputs, valid, **opts)
         torch.testing.assert_close(fused, naive, rtol=1e-12, atol=1e-12)
         seed = torch.randn_like(fused)
         g_fused = torch.autograd.grad(fused, inputs, seed)
@@ -256,7 +256,7 @@ class TestReprojectionLoss:
     def test_double_backward_matches_naive(self, device):
         inputs = leaves(*make_problem(batch=(2,), n=5, device=device)[:4])
         out = []
-        for fn in (reprojection_loss, _reprojection_loss_naive):
+        for fn in (reprojection_loss, reprojection_loss_naive):
             (g,) = torch.autograd.grad(
                 fn(*inputs, kind="huber", delta=2.0), inputs[0], create_graph=True
             )
@@ -297,7 +297,7 @@ class TestReprojectionLoss:
         fused = saved(reprojection_loss)
         extra = [t for t in fused if t.untyped_storage().data_ptr() not in storages]
         assert all(t.dim() == 0 for t in extra)  # only the scalars of the mean's division
-        naive = saved(_reprojection_loss_naive)
+        naive = saved(reprojection_loss_naive)
         naive_extra = [t for t in naive if t.untyped_storage().data_ptr() not in storages]
         assert sum(t.numel() for t in naive_extra) > 10 * 32 * 21
 
@@ -311,7 +311,7 @@ class TestReprojectionLoss:
         )
         torch.testing.assert_close(mapped, loop)
         grads = vmap(grad(lambda p, t: reprojection_loss(p, t, k, kind="l2")))(points, targets)
-        naive = vmap(grad(lambda p, t: _reprojection_loss_naive(p, t, k, kind="l2")))(
+        naive = vmap(grad(lambda p, t: reprojection_loss_naive(p, t, k, kind="l2")))(
             points, targets
         )
         torch.testing.assert_close(grads, naive)
@@ -365,7 +365,7 @@ class TestReprojectionLoss:
         p1, p2 = leaves(points, points)
         g1 = torch.autograd.grad(reprojection_loss(p1, targets, k, weights, valid, kind=kind), p1)
         g2 = torch.autograd.grad(
-            _reprojection_loss_naive(p2, targets, k, weights, valid, kind=kind), p2
+            reprojection_loss_naive(p2, targets, k, weights, valid, kind=kind), p2
         )
         torch.testing.assert_close(g1, g2)
 

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from dgpgeom import solve_translation
 from dgpgeom.solvers import MultiviewTranslationSolution, solve_translation_multiview
-from dgpgeom.solvers.multiview import _solve_translation_multiview_naive
-from dgpgeom.testing import check_gradients, random_intrinsics
+from dgpgeom.testing import check_gradients, random_intrinsics, solve_translation_multiview_naive
 from tests.dgpgeom._solver_problems import raises_for
 
 F64 = torch.float64
@@ -256,7 +255,7 @@ class TestSolveTranslationMultiview:
         with raises_for(pattern):
             solve_translation_multiview(**arguments)
         with raises_for(pattern):
-            _solve_translation_multiview_naive(**arguments)
+            solve_translation_multiview_naive(**arguments)
 
     # ---------------------------------------------------- shapes/broadcasting
     def test_broadcasting_and_batched_equals_per_item(self, device, dtype):
@@ -439,7 +438,7 @@ class TestSolveTranslationMultiview:
         results = []
         for solve in (
             lambda *a: solve_translation_multiview(*a[:6], damping=damping, prior=a[6])[0],
-            lambda *a: _solve_translation_multiview_naive(*a[:6], damping=damping, prior=a[6]),
+            lambda *a: solve_translation_multiview_naive(*a[:6], damping=damping, prior=a[6]),
         ):
             inputs = (*rig.inputs(requires_grad=True), prior.clone().requires_grad_())
             out = solve(*inputs)
@@ -468,7 +467,7 @@ class TestSolveTranslationMultiview:
             *rig.inputs()
         )
         naive = torch.func.vmap(
-            torch.func.jacrev(_solve_translation_multiview_naive, argnums=(0, 1, 3, 4, 5))
+            torch.func.jacrev(solve_translation_multiview_naive, argnums=(0, 1, 3, 4, 5))
         )(*rig.inputs())
         assert jac[1].shape == (3, 3, 2, 5, 2) and jac[2].shape == (3, 3, 2, 3, 3)
         for a, b in zip(jac, naive, strict=True):
