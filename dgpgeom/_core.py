@@ -72,3 +72,29 @@ def safe_sqrt(x: Tensor) -> Tensor:
     """sqrt with a zero (not NaN) gradient at 0."""
     positive = x > 0
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
+
+
+def check_single_view(
+    points3d: Tensor,
+    points2d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor | None,
+    **vectors: Tensor | None,
+) -> tuple[torch.Size, int]:
+    """Check a single-view problem (and optional `(..., 3)` ``vectors`` such as a
+    prior); returns the broadcast batch shape and the point count N >= 2."""
+    check = ShapeChecker()
+    batches = {
+        "points3d": check(points3d, "points3d", "... N 3"),
+        "points2d": check(points2d, "points2d", "... N 2"),
+        "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
+    }
+    if weights is not None:
+        batches["weights"] = check(weights, "weights", "... N")
+    for name, vector in vectors.items():
+        if vector is not None:
+            batches[name] = check(vector, name, "... 3")
+    num_points = check.sizes["N"]
+    if num_points < 2:
+        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    return broadcast_batch_shapes(**batches), num_points

@@ -58,11 +58,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._core import expand_to
+from dgpgeom._core import check_single_view, expand_to
 from dgpgeom.validation import (
-    ShapeChecker,
-    ShapeError,
-    broadcast_batch_shapes,
     check_option,
     compute_dtype,
 )
@@ -354,21 +351,9 @@ def _validated(
     prior: Tensor | None,
     damping: float,
 ) -> tuple[torch.Size, int]:
-    check = ShapeChecker()
-    batches = {
-        "points3d": check(points3d, "points3d", "... N 3"),
-        "points2d": check(points2d, "points2d", "... N 2"),
-        "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
-    }
-    if weights is not None:
-        batches["weights"] = check(weights, "weights", "... N")
-    if prior is not None:
-        batches["prior"] = check(prior, "prior", "... 3")
-    num_points = check.sizes["N"]
-    if num_points < 2:
-        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    batch, num_points = check_single_view(points3d, points2d, intrinsics, weights, prior=prior)
     check_option(damping, "damping", minimum=0.0)
-    return broadcast_batch_shapes(**batches), num_points
+    return batch, num_points
 
 
 def _prepared(
