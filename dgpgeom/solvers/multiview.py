@@ -298,13 +298,15 @@ def _statistics(
         valid[..., None, None], sigma2[..., None, None] * inverse, torch.zeros_like(inverse)
     )
 
-    # Reprojection error in pixels: K's upper 2×2 applied to the normalised error.
+    # Reprojection error in pixels, observed minus projected, reading all of K's upper
+    # 2×2 as the single-view solver does. The normalised observations assume K[1, 0]
+    # = 0, so v - cy = K11·y exactly and v̂ - cy = K10·(x - error_x) + K11·(y - error_y).
     safe_depth = torch.where(
         depth > MIN_RESIDUAL_DEPTH, depth, torch.full_like(depth, MIN_RESIDUAL_DEPTH)
     )
     error_x, error_y = rx / safe_depth, ry / safe_depth
     ex = intrinsics[..., 0, 0, None] * error_x + intrinsics[..., 0, 1, None] * error_y
-    ey = intrinsics[..., 1, 1, None] * error_y
+    ey = intrinsics[..., 1, 0, None] * (error_x - x) + intrinsics[..., 1, 1, None] * error_y
     residuals = torch.sqrt(ex.square() + ey.square() + torch.finfo(xn.dtype).tiny)
     return covariance, residuals
 
