@@ -49,6 +49,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _machine import cpu_model
+
 from dgpgeom.solvers import (
     refine_translation,
     solve_translation,
@@ -364,7 +366,7 @@ def environment(threads: int) -> dict:
         "torch": torch.__version__,
         "scipy": scipy.__version__,
         "numpy": np.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "requested_threads": threads,
