@@ -278,7 +278,7 @@ def predict_batch(
     assumed = intrinsics is None
     if assumed:
         k = np.stack([default_intrinsics(im.shape[0], im.shape[1]) for im in image_list])
-        _warn_assumed(k, stacklevel=3)
+        _warn_assumed(k, stacklevel=3)  # the caller of predict_batch
     else:
         k = _as_intrinsics(intrinsics, len(image_list))
     if isinstance(boxes, np.ndarray):
@@ -344,7 +344,7 @@ def predict_image(
     assumed = intrinsics is None
     if assumed:
         k = default_intrinsics(image.shape[0], image.shape[1])[None]
-        _warn_assumed(k, stacklevel=2)
+        _warn_assumed(k, stacklevel=3)  # the caller of predict_image
     else:
         k = _as_intrinsics(intrinsics, 1)
     out = _predict(model, image_list, k, assumed, [box], data, positioning)
