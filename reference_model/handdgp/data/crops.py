@@ -329,7 +329,8 @@ class CropDataset(Dataset[dict[str, Any]]):
     - ``keypoints3d`` `(21, 3)` float32 metres in the crop's camera frame;
     - ``vertices`` `(V, 3)` float32 metres in the crop's camera frame;
     - ``visibility`` `(21,)` bool: the sample's visibility (all True if unknown) and
-      inside the crop;
+      inside the crop; for inspection (the contact sheet draws it), not read by training
+      (:data:`handdgp.objective.BATCH_KEYS`);
     - ``rotation`` `(3, 3)` float32, crop frame ← original camera frame
       (``p_crop = R p``; identity in affine mode without augmentation);
     - ``to_original`` `(3, 3)` float32, crop pixels → original pixels (homogeneous);
