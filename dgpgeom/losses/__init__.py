@@ -13,8 +13,8 @@ plain L1 loss, 30 with Huber, weights and a mask), the fused version nothing but
 references to its inputs; its backward also peaks lower (``benchmarks/bench_losses.py``
 measures both).
 
-The package has three modules, :mod:`dgpgeom.losses.reprojection`,
-:mod:`dgpgeom.losses.translation` and :mod:`dgpgeom.losses.mesh`; every loss is also
+The package has three modules, ``dgpgeom.losses.reprojection``,
+``dgpgeom.losses.translation`` and ``dgpgeom.losses.mesh``; every loss is also
 importable from ``dgpgeom.losses``.
 
 Shared conventions (see the Conventions page,

@@ -14,9 +14,9 @@ The FreiHAND benchmark script (``eval.py`` with ``EvalUtil``) scores each sample
 :class:`FreiHANDEvaluator` accumulates these over a data set and returns the
 ``scores.txt`` numbers.
 
-The package has three modules: :mod:`dgpgeom.metrics.errors` (point errors and the
-Procrustes alignment), :mod:`dgpgeom.metrics.curves` (PCK / AUC, F-scores, the PCK
-plot) and :mod:`dgpgeom.metrics.freihand` (the evaluator and its writers); every
+The package has three modules: ``dgpgeom.metrics.errors`` (point errors and the
+Procrustes alignment), ``dgpgeom.metrics.curves`` (PCK / AUC, F-scores, the PCK
+plot) and ``dgpgeom.metrics.freihand`` (the evaluator and its writers); every
 public name is also importable from ``dgpgeom.metrics``.
 
 The per-batch functions take any number of leading batch dimensions, run on any
