@@ -320,12 +320,15 @@ def _reprojection(
     reduction: str,
     min_depth: float,
     names: tuple[str, str] = ("points3d_cam", "points2d"),
+    fused: bool = True,
 ) -> Tensor:
-    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller does."""
+    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller
+    does; ``fused=False`` differentiates the same computation by plain autograd."""
     p3, p2, k, w, m, out_dtype = _prepare_reprojection(
         points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth, names
     )
-    per_point = _ReprojectionLoss.apply(p3, p2, k, w, m, kind, float(delta), float(min_depth))
+    per_point_loss = _ReprojectionLoss.apply if fused else _per_point_loss
+    per_point = per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
     loss = reduce_loss(per_point, _denominator(per_point, w, m), reduction)
     return loss.to(out_dtype)
 
@@ -348,11 +351,10 @@ def reprojection_loss_naive(
     :func:`reprojection_loss` and returns the same loss, differentiated by plain
     autograd (it keeps the projection's intermediates alive, the fused loss does not).
     """
-    p3, p2, k, w, m, out_dtype = _prepare_reprojection(
-        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth
-    )
-    per_point = _per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
-    return reduce_loss(per_point, _denominator(per_point, w, m), reduction).to(out_dtype)
+    return _reprojection(
+        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth,
+        fused=False,
+    )  # fmt: skip
 
 
 def keypoint_consistency_loss(
