@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "reference_model"))
 sys.path.insert(0, str(ROOT))
 
+from _machine import cpu_model  # noqa: E402
+
 from handdgp.config import ExperimentConfig  # noqa: E402
 from handdgp.loading import default_model_factory  # noqa: E402
 from handdgp.predict import predict_batch  # noqa: E402
@@ -64,16 +66,6 @@ def load_average():
         return float(Path("/proc/loadavg").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return float("nan")
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _cores():
@@ -140,7 +132,7 @@ def main(argv=None):
     environment = {
         "load_average_1min": load_average(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -5,7 +5,7 @@ Run from the repository root:
     THP_MEM_ALLOC_ENABLE=1 python benchmarks/bench_losses.py [--threads 1] [--quick]
 
 ``reprojection_loss`` (custom autograd Function: saves only its inputs, recomputes
-in backward) is compared with its plain-autograd twin ``_reprojection_loss_naive``
+in backward) is compared with its plain-autograd twin ``reprojection_loss_naive``
 on the same data, float32, for several batch sizes B and point counts N (21
 keypoints, 778 MANO vertices).
 
@@ -46,11 +46,14 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dgpgeom.losses import _reprojection_loss_naive, reprojection_loss
+from _machine import cpu_model
+
+from dgpgeom.losses import reprojection_loss
+from dgpgeom.testing import reprojection_loss_naive
 
 IMPLEMENTATIONS: dict[str, Callable] = {
     "fused": reprojection_loss,
-    "naive": _reprojection_loss_naive,
+    "naive": reprojection_loss_naive,
 }
 DEFAULT_CASES = ((1, 21), (64, 21), (4096, 21), (65536, 21), (64, 778), (1024, 778))
 QUICK_CASES = ((1, 21), (64, 21), (4096, 21), (64, 778))
@@ -150,19 +153,11 @@ def memory(fn: Callable, inputs: dict) -> tuple[int, int]:
 
 
 def environment(threads: int) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": threads,
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),

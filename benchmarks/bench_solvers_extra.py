@@ -24,8 +24,8 @@ Results are printed as a markdown table and written (JSON and markdown) to
 ``benchmarks/results/``. Memory: forward+backward at B = 262144 in float64 peaks
 near 10 GB (refine); ``--quick`` stops at B = 4096.
 
-Accuracy (``--accuracy``): float32 against float64 for the multi-view solver with
-and without its Newton step, convergence of the refinement with the number of
+Accuracy (``--accuracy``): float32 against float64 for the multi-view solver,
+convergence of the refinement with the number of
 iterations, its agreement with SLSQP, and translation errors with outliers.
 """
 
@@ -49,8 +49,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _machine import cpu_model
+
 from dgpgeom.solvers import (
-    multiview,
     refine_translation,
     solve_translation,
     solve_translation_multiview,
@@ -239,10 +240,10 @@ def _runners(dtype: torch.dtype, batch: int, mode: str, slsqp_sample: int) -> di
     def leaves(problem: dict[str, torch.Tensor], names: tuple[str, ...]) -> list[torch.Tensor]:
         return [problem[n].to(dtype).requires_grad_(grad) for n in names]
 
-    sv = leaves(single, ("points2d", "points3d", "intrinsics", "weights"))
+    sv = leaves(single, ("points3d", "points2d", "intrinsics", "weights"))
     mv = leaves(
         multi,
-        ("points2d", "points3d", "intrinsics", "rotations", "camera_translations", "weights"),
+        ("points3d", "points2d", "intrinsics", "rotations", "camera_translations", "weights"),
     )
 
     def wrap(fn: Callable[[], torch.Tensor], inputs: list[torch.Tensor]) -> Callable[[], None]:
@@ -365,7 +366,7 @@ def environment(threads: int) -> dict:
         "torch": torch.__version__,
         "scipy": scipy.__version__,
         "numpy": np.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "requested_threads": threads,
@@ -415,9 +416,9 @@ def _rounded(problem: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, 
 
 def accuracy_multiview(batch: int) -> None:
     print("\n## Multi-view solver: float32 against float64 on the same (float32) inputs\n")
-    print("| configuration | Newton step | max error | 99th percentile | single-view solver max |")
-    print("|---|---|---:|---:|---:|")
-    names = ("points2d", "points3d", "intrinsics", "rotations", "camera_translations", "weights")
+    print("| configuration | max error | 99th percentile | single-view solver max |")
+    print("|---|---:|---:|---:|")
+    names = ("points3d", "points2d", "intrinsics", "rotations", "camera_translations", "weights")
     configs = [
         ("1 camera, 0.3-2 m, 10-20 cm", dict(cameras=1, spread=0.0, depth=(0.3, 2.0))),
         (
@@ -448,30 +449,22 @@ def accuracy_multiview(batch: int) -> None:
                 *(
                     t.float()
                     for t in (
-                        p["points2d"][:, 0],
                         rotated,
+                        p["points2d"][:, 0],
                         p["intrinsics"][:, 0],
                         p["weights"][:, 0],
                     )
                 )
             )
             reference = f"{(sv32.translation.double() - sv64.translation).norm(dim=-1).max():.2g} m"
-        for steps in (0, 1):
-            multiview._NEWTON_STEPS = steps
-            try:
-                single = solve_translation_multiview(*single_inputs)
-            finally:
-                multiview._NEWTON_STEPS = 1
-            ok = double.valid & single.valid
-            error = (single.translation.double() - double.translation).norm(dim=-1)[ok]
-            print(
-                f"| {label} | {'yes' if steps else 'no'} | {error.max():.2g} m | "
-                f"{error.quantile(0.99):.2g} m | {reference if steps else ''} |"
-            )
+        single = solve_translation_multiview(*single_inputs)
+        ok = double.valid & single.valid
+        error = (single.translation.double() - double.translation).norm(dim=-1)[ok]
+        print(f"| {label} | {error.max():.2g} m | {error.quantile(0.99):.2g} m | {reference} |")
 
 
 def accuracy_refine(batch: int, slsqp_sample: int) -> None:
-    names = ("points2d", "points3d", "intrinsics", "weights")
+    names = ("points3d", "points2d", "intrinsics", "weights")
     print("\n## Refinement: distance to the converged optimum (100 iterations), metres\n")
     print("| data | kernel | 1 it (median / p90) | 3 it | 5 it | 10 it | 20 it |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -37,6 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers as P
+from _machine import cpu_model
 
 DEFAULT_SIZES = (1, 64, 4096, 262144, 1048576)
 QUICK_SIZES = (1, 64, 4096)
@@ -70,16 +71,6 @@ def _thp_system_setting() -> str:
     return text[text.find("[") + 1 : text.find("]")] if "[" in text else text
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git_commit() -> str:
     try:
         out = subprocess.run(
@@ -111,7 +102,7 @@ def environment(threads: int) -> dict:
         "opencv": _version("cv2"),
         "scipy": _version("scipy"),
         "numpy": _version("numpy"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "requested_threads": threads,

@@ -5,11 +5,10 @@ shape in camera space from its 2D keypoints and the camera intrinsics, with
 analytic backward passes (Valassakis and Garcia-Hernando, *HandDGP*, ECCV 2024).
 """
 
-from dgpgeom import camera, losses, metrics, nn, solvers, validation
-from dgpgeom import rectify as rectification
+from dgpgeom import camera, losses, metrics, nn, rectification, solvers, validation
 from dgpgeom.metrics import FreiHANDEvaluator
 from dgpgeom.nn import DifferentiableGlobalPositioning
-from dgpgeom.rectify import Rectification, rectify
+from dgpgeom.rectification import Rectification, rectify
 from dgpgeom.solvers import (
     MeshPlacement,
     MultiviewTranslationSolution,

@@ -33,6 +33,7 @@ from dgpgeom.validation import (
     ShapeError,
     broadcast_batch_shapes,
     check_option,
+    check_size,
     compute_dtype,
 )
 
@@ -65,18 +66,6 @@ class Projection(NamedTuple):
 
     points2d: Tensor
     in_front: Tensor
-
-
-def _pair(value: object, name: str) -> tuple[float, float]:
-    """Validate an image size ``(H, W)`` given as two positive numbers."""
-    if (
-        not isinstance(value, Sequence)
-        or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        or not all(v > 0 for v in value)
-    ):
-        raise ValueError(f"{name}: expected (height, width) as two positive numbers, got {value!r}")
-    return float(value[0]), float(value[1])
 
 
 def intrinsics_from_params(
@@ -352,7 +341,7 @@ def _crop_coefficients(
         one = torch.ones_like(x0)
         sx, sy = one, one
     else:
-        h, w = _pair(size, "size")
+        h, w = check_size(size, "size")
         sx = w / (x1 - x0)
         sy = h / (y1 - y0)
     tx = -sx * x0 - 0.5
@@ -442,8 +431,8 @@ def resize_intrinsics(intrinsics: Tensor, size: Sequence[int], new_size: Sequenc
                 [  0.0000,   0.0000,   1.0000]])
     """
     ShapeChecker()(intrinsics, "intrinsics", "... 3 3")
-    h, w = _pair(size, "size")
-    h2, w2 = _pair(new_size, "new_size")
+    h, w = check_size(size, "size")
+    h2, w2 = check_size(new_size, "new_size")
     compute, out = compute_dtype(intrinsics)
     (k,) = cast_all(compute, intrinsics)
     sx = k.new_tensor(w2 / w)
@@ -497,7 +486,7 @@ def intrinsics_to_pinhole(
         check(image_size, "image_size", "B 2", floating=False)
         hw = image_size.to(intrinsics.dtype)
     else:
-        hw = intrinsics.new_tensor(_pair(image_size, "image_size")).expand(batch, 2)
+        hw = intrinsics.new_tensor(check_size(image_size, "image_size")).expand(batch, 2)
     corner = torch.zeros(4, 4, dtype=intrinsics.dtype, device=intrinsics.device)
     corner[3, 3] = 1.0
     k4 = torch.nn.functional.pad(intrinsics, (0, 1, 0, 1)) + corner

@@ -13,6 +13,11 @@ Import this module in your own test suite. It needs ``hypothesis``, which
 Problems are drawn from a few scalar parameters (point count, depth, focal length,
 object size, a seed) that hypothesis shrinks, and the tensors are generated from
 them with a seeded ``torch.Generator``, which keeps drawing fast even for large N.
+
+The naive autograd twins of the functions with a hand-written backward
+(:func:`solve_translation_naive`, :func:`solve_translation_multiview_naive`,
+:func:`reprojection_loss_naive`) compute the same numbers through plain autograd, to
+check the gradients of your own code against.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from dgpgeom.camera import project
+from dgpgeom.losses.reprojection import reprojection_loss_naive
+from dgpgeom.solvers.multiview import solve_translation_multiview_naive
+from dgpgeom.solvers.translation import solve_translation_naive
 
 try:
     from hypothesis import strategies as st
@@ -41,6 +51,9 @@ __all__ = [
     "check_gradients",
     "degenerate_translation_problems",
     "random_intrinsics",
+    "reprojection_loss_naive",
+    "solve_translation_multiview_naive",
+    "solve_translation_naive",
     "translation_problems",
 ]
 
@@ -107,11 +120,6 @@ def random_intrinsics(
     zero, one = torch.zeros_like(fx), torch.ones_like(fx)
     rows = [torch.stack(r, -1) for r in ((fx, s, cx), (zero, fy, cy), (zero, zero, one))]
     return torch.stack(rows, -2)
-
-
-def _project(points_cam: Tensor, intrinsics: Tensor) -> Tensor:
-    uvw = (intrinsics.unsqueeze(-3) @ points_cam.unsqueeze(-1)).squeeze(-1)
-    return uvw[..., :2] / uvw[..., 2:]
 
 
 @st.composite
@@ -184,7 +192,7 @@ def translation_problems(
     # Keep every point in front of the camera (a hand near the lens stays visible).
     min_z = 0.5 * depth_range[0] - depth
     points3d[..., 2] = points3d[..., 2].clamp(min=min_z)
-    points2d = _project(points3d + translation.unsqueeze(-2), intrinsics)
+    points2d = project(points3d + translation.unsqueeze(-2), intrinsics).points2d
     if noise_px > 0:
         points2d = points2d + noise_px * torch.randn(points2d.shape, generator=gen, dtype=dtype)
 
@@ -229,7 +237,7 @@ def degenerate_translation_problems(
         ray = translation / translation[..., 2:]
         depths = torch.linspace(-0.05, 0.05, points3d.shape[-2], dtype=dtype)
         points3d = depths.unsqueeze(-1) * ray.unsqueeze(-2)
-        points2d = _project(points3d + translation.unsqueeze(-2), intrinsics)
+        points2d = project(points3d + translation.unsqueeze(-2), intrinsics).points2d
     return TranslationProblem(
         points3d.to(device),
         points2d.to(device),

@@ -44,6 +44,7 @@ __all__ = [
     "ShapeError",
     "broadcast_batch_shapes",
     "check_option",
+    "check_size",
     "compute_dtype",
 ]
 
@@ -197,6 +198,52 @@ def check_option(
     if minimum is not None and not (value > minimum if strict else value >= minimum):
         raise ValueError(f"{name}: expected a {bound}Python {kind}, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def check_size(
+    value: object, name: str, *, integer: bool = False, square: bool = False
+) -> tuple[float, float] | tuple[int, int]:
+    """Validate an image size ``(height, width)`` and return it as a pair.
+
+    Args:
+        value: two positive Python numbers ``(height, width)`` in pixels, or one
+            positive ``int`` for a square size when ``square``.
+        name: the argument's name, used in the error message.
+        integer: require ``int`` entries and return ints (otherwise floats).
+        square: accept one ``int`` for ``(value, value)``.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ValueError: naming the argument, what was expected and what was given.
+
+    Example:
+        >>> check_size((480, 640), "image_size")
+        (480.0, 640.0)
+        >>> check_size(224, "size", integer=True, square=True)
+        (224, 224)
+        >>> check_size((0, 640), "image_size")
+        Traceback (most recent call last):
+        ...
+        ValueError: image_size: expected (height, width) as two positive numbers, got (0, 640)
+    """
+    if square and isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    number = (int,) if integer else (int, float)
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, number) and not isinstance(v, bool) for v in value)
+        or not all(v > 0 for v in value)
+    ):
+        kind = "ints" if integer else "numbers"
+        single = "a positive int or " if square else ""
+        raise ValueError(
+            f"{name}: expected {single}(height, width) as two positive {kind}, got {value!r}"
+        )
+    cast = int if integer else float
+    return cast(value[0]), cast(value[1])
 
 
 def broadcast_batch_shapes(**batch_shapes: tuple[int, ...]) -> torch.Size:

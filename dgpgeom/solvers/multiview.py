@@ -187,15 +187,9 @@ def _solve(
         return g + damping * (prior - t) if damping > 0 else g
 
     translation = _sym3.solve(sys.sym, gradient(torch.zeros_like(prior)))
-    for _ in range(_NEWTON_STEPS):
-        translation = translation + _sym3.solve(sys.sym, gradient(translation))
+    translation = translation + _sym3.solve(sys.sym, gradient(translation))  # one Newton step
     translation = torch.where(sys.sym.valid.unsqueeze(-1), translation, prior)
     return translation, sys.sym.valid
-
-
-#: Newton steps taken after the first solve (see the module notes); the
-#: accuracy benchmark sets it to 0 to measure what the step buys.
-_NEWTON_STEPS = 1
 
 
 class _MultiviewDLT(torch.autograd.Function):
@@ -304,13 +298,15 @@ def _statistics(
         valid[..., None, None], sigma2[..., None, None] * inverse, torch.zeros_like(inverse)
     )
 
-    # Reprojection error in pixels: K's upper 2×2 applied to the normalised error.
+    # Reprojection error in pixels, observed minus projected, reading all of K's upper
+    # 2×2 as the single-view solver does. The normalised observations assume K[1, 0]
+    # = 0, so v - cy = K11·y exactly and v̂ - cy = K10·(x - error_x) + K11·(y - error_y).
     safe_depth = torch.where(
         depth > MIN_RESIDUAL_DEPTH, depth, torch.full_like(depth, MIN_RESIDUAL_DEPTH)
     )
     error_x, error_y = rx / safe_depth, ry / safe_depth
     ex = intrinsics[..., 0, 0, None] * error_x + intrinsics[..., 0, 1, None] * error_y
-    ey = intrinsics[..., 1, 1, None] * error_y
+    ey = intrinsics[..., 1, 0, None] * (error_x - x) + intrinsics[..., 1, 1, None] * error_y
     residuals = torch.sqrt(ex.square() + ey.square() + torch.finfo(xn.dtype).tiny)
     return covariance, residuals
 
@@ -477,7 +473,7 @@ def solve_translation_multiview(
     return MultiviewTranslationSolution(translation, valid, residuals, covariance)
 
 
-def _solve_translation_multiview_naive(
+def solve_translation_multiview_naive(
     points3d: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -488,7 +484,12 @@ def _solve_translation_multiview_naive(
     damping: float = 0.0,
     prior: Tensor | None = None,
 ) -> Tensor:
-    """Plain-autograd twin of :func:`solve_translation_multiview` (translation only)."""
+    """Plain-autograd twin of :func:`solve_translation_multiview` (translation only).
+
+    Public as :func:`dgpgeom.testing.solve_translation_multiview_naive`. Takes the
+    arguments of :func:`solve_translation_multiview` and returns the `(..., 3)`
+    translation in metres, differentiated by plain autograd.
+    """
     batch, num_cameras, num_points = _validated(
         points3d, points2d, intrinsics, rotations, camera_translations, weights, prior, damping
     )

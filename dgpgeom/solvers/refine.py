@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._core import expand_to
+from dgpgeom._core import check_single_view, expand_to
 from dgpgeom.solvers import _sym3
 from dgpgeom.solvers.translation import (
     CONDITION_TOLERANCE_EPS,
@@ -35,9 +35,6 @@ from dgpgeom.solvers.translation import (
     solve_translation,
 )
 from dgpgeom.validation import (
-    ShapeChecker,
-    ShapeError,
-    broadcast_batch_shapes,
     check_option,
     compute_dtype,
 )
@@ -235,24 +232,12 @@ def _validated(
     scale: float,
     damping: float,
 ) -> tuple[torch.Size, int]:
-    check = ShapeChecker()
-    batches = {
-        "points3d": check(points3d, "points3d", "... N 3"),
-        "points2d": check(points2d, "points2d", "... N 2"),
-        "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
-    }
-    if weights is not None:
-        batches["weights"] = check(weights, "weights", "... N")
-    if initial is not None:
-        batches["initial"] = check(initial, "initial", "... 3")
-    num_points = check.sizes["N"]
-    if num_points < 2:
-        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    batch, num_points = check_single_view(points3d, points2d, intrinsics, weights, initial=initial)
     check_option(iterations, "iterations", minimum=0, integer=True)
     check_option(robust, "robust", choices=(None, *ROBUST_KERNELS))
     check_option(scale, "scale", minimum=0.0, strict=True)
     check_option(damping, "damping", minimum=0.0)
-    return broadcast_batch_shapes(**batches), num_points
+    return batch, num_points
 
 
 def refine_translation(

@@ -58,11 +58,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._core import expand_to
+from dgpgeom._core import check_single_view, expand_to
 from dgpgeom.validation import (
-    ShapeChecker,
-    ShapeError,
-    broadcast_batch_shapes,
     check_option,
     compute_dtype,
 )
@@ -354,21 +351,9 @@ def _validated(
     prior: Tensor | None,
     damping: float,
 ) -> tuple[torch.Size, int]:
-    check = ShapeChecker()
-    batches = {
-        "points3d": check(points3d, "points3d", "... N 3"),
-        "points2d": check(points2d, "points2d", "... N 2"),
-        "intrinsics": check(intrinsics, "intrinsics", "... 3 3"),
-    }
-    if weights is not None:
-        batches["weights"] = check(weights, "weights", "... N")
-    if prior is not None:
-        batches["prior"] = check(prior, "prior", "... 3")
-    num_points = check.sizes["N"]
-    if num_points < 2:
-        raise ShapeError(f"points3d: expected at least 2 points (N >= 2), got N={num_points}")
+    batch, num_points = check_single_view(points3d, points2d, intrinsics, weights, prior=prior)
     check_option(damping, "damping", minimum=0.0)
-    return broadcast_batch_shapes(**batches), num_points
+    return batch, num_points
 
 
 def _prepared(
@@ -530,7 +515,7 @@ def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
     )
 
 
-def _solve_translation_naive(
+def solve_translation_naive(
     points3d: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -539,7 +524,30 @@ def _solve_translation_naive(
     damping: float = 0.0,
     prior: Tensor | None = None,
 ) -> Tensor:
-    """Plain-autograd twin of :func:`solve_translation` (translation only), for tests."""
+    """Plain-autograd twin of :func:`solve_translation`: the same closed form, no custom backward.
+
+    Public as :func:`dgpgeom.testing.solve_translation_naive`, to check gradients of code
+    built on the solver against autograd's (see roma's ``*_naive`` twins).
+
+    Args:
+        points3d: `(..., N, 3)` metres, root-relative.
+        points2d: `(..., N, 2)` pixels.
+        intrinsics: `(..., 3, 3)` pixels.
+        weights: `(..., N)` or ``None`` (all ones).
+        damping: relative Tikhonov damping toward ``prior``, as in the solver.
+        prior: `(..., 3)` metres, or ``None`` (zeros).
+
+    Returns:
+        `(..., 3)` metres, the translation (``prior`` where the problem is degenerate).
+
+    Example:
+        >>> from dgpgeom import solve_translation
+        >>> K = torch.tensor([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
+        >>> p3 = torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.01], [0.0, 0.05, -0.01]])
+        >>> p2 = torch.tensor([[320.0, 240.0], [345.0, 240.0], [320.0, 265.0]])
+        >>> torch.allclose(solve_translation_naive(p3, p2, K), solve_translation(p3, p2, K).translation)
+        True
+    """
     inputs, _, _ = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
     state = _closed_form(*inputs, float(damping))
     return torch.where(state.valid, state.translation, inputs[4])

@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's dgpgeom
 
 from dgpgeom.camera import intrinsics_from_params, invert_intrinsics, project  # noqa: E402
-from dgpgeom.rectify import (  # noqa: E402
+from dgpgeom.rectification import (  # noqa: E402
     points2d_to_original,
     points2d_to_rectified,
     rectify,

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 import dgpgeom
-from dgpgeom.metrics import procrustes_align
+from dgpgeom.metrics import procrustes_error
 
 __all__ = [
     "BASELINE_COLUMNS",
@@ -56,8 +56,7 @@ BASELINE_COLUMNS = (
 
 def _aligned_error(pred: Tensor, gt: Tensor) -> Tensor:
     """`(B, N, 3)` each -> `(B,)` mean Euclidean error after similarity Procrustes, m."""
-    aligned = procrustes_align(pred.double(), gt.double()).aligned
-    return (aligned - gt.double()).norm(dim=-1).mean(-1)
+    return procrustes_error(pred.double(), gt.double()).mean(-1)
 
 
 def constant_hand(samples: Any, *, limit: int | None = 4096) -> tuple[Tensor, Tensor]:

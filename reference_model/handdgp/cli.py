@@ -5,10 +5,10 @@ A user's mistake or damaged input (a :class:`ValueError` such as the readers'
 file, a refused pickle) is printed as one ``error:`` line on stderr and exits
 with status 2, as argparse does for bad arguments.
 
-Each subcommand is one ``_cmd_<name>(args)`` function registered in ``_COMMANDS`` by
-``_add_<name>(subparsers)``; heavy modules are imported inside the command, so
-``handdgp --help`` stays fast. To add a subcommand, write both functions and append
-the adder to ``_PARSERS``.
+Each subcommand is one ``_cmd_<name>(args)`` function, registered as the parser's
+``func`` default by ``_add_<name>(subparsers)``; heavy modules are imported inside the
+command, so ``handdgp --help`` stays fast. To add a subcommand, write both functions
+and append the adder to ``_PARSERS``.
 """
 
 from __future__ import annotations
@@ -139,30 +139,12 @@ def _add_make_data(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
     p.add_argument("--chunk-size", type=int, default=256, help="samples per resumable chunk")
-    p.add_argument(
-        "--image-size-range",
-        type=_positive(int),
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        default=None,
-        help="image width and height range, pixels (default 224 640)",
-    )
-    p.add_argument(
-        "--focal-range",
-        type=_positive(float),
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        default=None,
-        help="focal length range, pixels (default 300 2000)",
-    )
-    p.add_argument(
-        "--depth-range",
-        type=_positive(float),
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        default=None,
-        help="wrist depth range, metres (default 0.3 1.0)",
-    )
+    for flag, kind, what in (
+        ("--image-size-range", int, "image width and height range, pixels (default 224 640)"),
+        ("--focal-range", float, "focal length range, pixels (default 300 2000)"),
+        ("--depth-range", float, "wrist depth range, metres (default 0.3 1.0)"),
+    ):
+        p.add_argument(flag, type=_positive(kind), nargs=2, metavar=("MIN", "MAX"), help=what)
     p.add_argument(
         "--occluder-probability",
         type=float,

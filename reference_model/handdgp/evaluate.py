@@ -9,8 +9,7 @@ The errors, all over every held-out sample (invalid positionings included, with 
 finite fallback translation the solver returns; their share is reported):
 
 - ``rs_*``: root-relative, both prediction and ground truth re-centred on their
-  wrist keypoint, no other alignment (:func:`dgpgeom.metrics.handdgp_errors` with
-  ``relative="root"``).
+  wrist keypoint, no other alignment (:func:`handdgp.errors.hand_errors`).
 - ``pa_*``: after a similarity Procrustes alignment of each set, as FreiHAND's
   aligned errors. This is what the paper's Table 1 calls RS-MJE / RS-MVE.
 - ``cs_*``: camera space, no alignment (the paper's CS-MJE / CS-MVE).
@@ -33,7 +32,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, handdgp_errors
+from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, plot_pck
+from handdgp.errors import hand_errors
 from handdgp.inference import check_positioning, inference_mode, model_device, run_model
 from handdgp.loading import (
     DatasetFactory,
@@ -144,7 +144,7 @@ def evaluate_dataset(
             prediction = run_model(model, images, intrinsics, positioning)
             pred_xyz = prediction.keypoints_cam.to(torch.float64)
             pred_verts = prediction.vertices_cam.to(torch.float64)
-            errors = handdgp_errors(pred_xyz, pred_verts, gt_xyz, gt_verts, relative="root")
+            errors = hand_errors(pred_xyz, pred_verts, gt_xyz, gt_verts)
             sums += torch.stack(tuple(errors)) * images.shape[0]
             valid += prediction.valid.sum()
             evaluator.update(pred_xyz, pred_verts, gt_xyz, gt_verts)
@@ -305,32 +305,18 @@ def plot_pck_curves(
         ...     plot_pck_curves(f"{tmp}/pck.png", [("a", evaluator.compute())]).stat().st_size > 0
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     titles = {
         "xyz": "camera-space keypoints",
         "mesh": "camera-space vertices",
         "xyz_al": "aligned keypoints",
         "mesh_al": "aligned vertices",
     }
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    for name, result in curves:
-        auc = result.scores.get(f"{key}_auc3d", math.nan)
-        ax.plot(result.thresholds * 1000.0, result.pck_curves[key], label=f"{name} (AUC {auc:.3f})")
-    ax.set_xlabel("error threshold (mm)")
-    ax.set_ylabel("3D PCK")
-    ax.set_ylim(0.0, 1.0)
-    ax.set_title(f"3D PCK, {titles.get(key, key)}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    labelled = [
+        (f"{name} (AUC {result.scores.get(f'{key}_auc3d', math.nan):.3f})",
+         result.thresholds, result.pck_curves[key])
+        for name, result in curves
+    ]  # fmt: skip
+    return plot_pck(path, labelled, title=f"3D PCK, {titles.get(key, key)}")
 
 
 class CheckpointReport(NamedTuple):

@@ -12,11 +12,12 @@ from handdgp.net.model import HandPrediction
 
 __all__ = ["BATCH_KEYS", "heatmap_loss", "training_losses"]
 
-#: What a training batch holds (all in the crop's camera frame, FreiHAND keypoint order):
-#: ``image`` `(B, 3, S, S)` in [0, 1]; ``intrinsics`` `(B, 3, 3)` of the crop;
+#: What a training batch must hold (all in the crop's camera frame, FreiHAND keypoint
+#: order): ``image`` `(B, 3, S, S)` in [0, 1]; ``intrinsics`` `(B, 3, 3)` of the crop;
 #: ``keypoints2d`` `(B, 21, 2)` crop pixels; ``keypoints3d`` `(B, 21, 3)` metres;
-#: ``vertices`` `(B, V, 3)` metres; ``visibility`` `(B, 21)` bool.
-BATCH_KEYS = ("image", "intrinsics", "keypoints2d", "keypoints3d", "vertices", "visibility")
+#: ``vertices`` `(B, V, 3)` metres. Every keypoint is supervised, seen or not; the
+#: crops' ``visibility`` is for inspection (contact sheets, figures).
+BATCH_KEYS = ("image", "intrinsics", "keypoints2d", "keypoints3d", "vertices")
 
 VERTEX_SCALE = 0.2  # metres per unit of the relative losses, as MobRecon
 HEATMAP_SIGMA = 1.0  # cells, spread of the heat-map targets

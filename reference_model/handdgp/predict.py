@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from dgpgeom import ShapeError
-from dgpgeom.rectify import (
+from dgpgeom.rectification import (
     points2d_to_original,
     points3d_to_original,
     translation_to_original,
@@ -278,7 +278,7 @@ def predict_batch(
     assumed = intrinsics is None
     if assumed:
         k = np.stack([default_intrinsics(im.shape[0], im.shape[1]) for im in image_list])
-        _warn_assumed(k, stacklevel=3)
+        _warn_assumed(k, stacklevel=3)  # the caller of predict_batch
     else:
         k = _as_intrinsics(intrinsics, len(image_list))
     if isinstance(boxes, np.ndarray):
@@ -306,9 +306,9 @@ def predict_image(
        when it shrinks the image a lot).
     2. The network runs on the crop with the crop's intrinsics.
     3. Outputs go back to the original camera: 3D points and the translation with
-       :func:`~dgpgeom.rectify.points3d_to_original` /
-       :func:`~dgpgeom.rectify.translation_to_original` (the inverse rotation),
-       2D keypoints with :func:`~dgpgeom.rectify.points2d_to_original`.
+       :func:`~dgpgeom.rectification.points3d_to_original` /
+       :func:`~dgpgeom.rectification.translation_to_original` (the inverse rotation),
+       2D keypoints with :func:`~dgpgeom.rectification.points2d_to_original`.
 
     Without a box the crop is the whole image, padded to a square. Without intrinsics :func:`default_intrinsics` is assumed, a
     ``UserWarning`` is issued and ``intrinsics_assumed`` is True in the result.
@@ -344,7 +344,7 @@ def predict_image(
     assumed = intrinsics is None
     if assumed:
         k = default_intrinsics(image.shape[0], image.shape[1])[None]
-        _warn_assumed(k, stacklevel=2)
+        _warn_assumed(k, stacklevel=3)  # the caller of predict_image
     else:
         k = _as_intrinsics(intrinsics, 1)
     out = _predict(model, image_list, k, assumed, [box], data, positioning)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dgpgeom import ShapeError
-from dgpgeom.validation import ShapeChecker, broadcast_batch_shapes, compute_dtype
+from dgpgeom.validation import ShapeChecker, broadcast_batch_shapes, check_size, compute_dtype
 
 
 class TestShapeChecker:
@@ -128,3 +128,27 @@ class TestComputeDtype:
             torch.float32,
             torch.float16,
         )
+
+
+class TestCheckSize:
+    def test_pairs(self):
+        assert check_size((480, 640), "image_size") == (480.0, 640.0)
+        assert check_size([2.5, 3], "size") == (2.5, 3.0)
+        assert check_size(224, "size", integer=True, square=True) == (224, 224)
+        assert check_size((96, 128), "size", integer=True) == (96, 128)
+
+    @pytest.mark.parametrize(
+        "value, options",
+        [
+            ((0, 640), {}),
+            ((480,), {}),
+            (224, {}),  # one number only with square=True
+            ((True, 2), {}),
+            ((2.5, 3), {"integer": True}),
+            ("ab", {}),
+            (torch.tensor([2, 3]), {}),
+        ],
+    )
+    def test_bad_values_raise_value_error_naming_the_argument(self, value, options):
+        with pytest.raises(ValueError, match=r"^image_size: expected"):
+            check_size(value, "image_size", **options)

@@ -92,7 +92,7 @@ def test_conventions_links_work_offline_and_installed(site):
     assert "docs/conventions.md" not in sources
     assert sources.count(f"{DOCS_URL}conventions/") >= 20
     # In the built reference: links to the guide beside it, not to the network.
-    for page in ("camera.html", "rectify.html", "solvers.html", "losses.html"):
+    for page in ("camera.html", "rectification.html", "solvers.html", "losses.html"):
         html = (site / "api" / page).read_text(encoding="utf-8")
         assert 'href="../conventions/"' in html, page
         assert f"{DOCS_URL}conventions" not in html, page

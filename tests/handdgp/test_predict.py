@@ -13,7 +13,7 @@ from torch import nn
 
 import dgpgeom
 from dgpgeom.camera import crop_intrinsics
-from dgpgeom.rectify import rectify_camera
+from dgpgeom.rectification import rectify_camera
 from handdgp.cli import add_predict_arguments
 from handdgp.config import DataConfig, ExperimentConfig
 from handdgp.data.crops import network_crop
@@ -189,8 +189,12 @@ class TestPredictImage:
     def test_without_intrinsics_warns_and_flags(self):
         keypoints, vertices = make_hand()
         stub = CropCamera(keypoints, vertices)
-        with pytest.warns(UserWarning, match="no intrinsics given"):
+        with pytest.warns(UserWarning, match="no intrinsics given") as caught:
             out = predict_image(stub, np.zeros((H, W, 3), np.uint8))
+        assert caught[0].filename == __file__  # the warning points at the caller
+        with pytest.warns(UserWarning, match="no intrinsics given") as caught:
+            predict_batch(stub, np.zeros((1, H, W, 3), np.uint8))
+        assert caught[0].filename == __file__
         assert out.intrinsics_assumed
         np.testing.assert_array_equal(out.intrinsics, default_intrinsics(H, W))
         assert out.intrinsics[0, 0] == pytest.approx(1.2 * W)

@@ -79,7 +79,6 @@ class ToyCrops(Dataset):
             "keypoints2d": uvw[:, :2] / uvw[:, 2:],
             "keypoints3d": keypoints,
             "vertices": vertices,
-            "visibility": torch.ones(21, dtype=torch.bool),
         }
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sample import project_points
+
 __all__ = ["FINGER_COLORS", "contact_sheet", "draw_hand"]
 
 # RGB per finger, thumb to little; the wrist is white.
@@ -117,11 +119,6 @@ def _label(image: np.ndarray, text: str) -> None:
     cv2.putText(image, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def _project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    uvw = np.asarray(points, np.float64) @ np.asarray(intrinsics, np.float64).T
-    return uvw[:, :2] / uvw[:, 2:]
-
-
 def contact_sheet(
     root: str | Path,
     out: str | Path,
@@ -180,7 +177,7 @@ def contact_sheet(
         scale = tile / max(h, w)
         verts2d = None
         if sample.vertices is not None and faces is not None:
-            verts2d = _project(sample.vertices, sample.intrinsics)
+            verts2d = project_points(sample.vertices, sample.intrinsics)
         drawing = draw_hand(
             sample.image,
             sample.keypoints2d,
@@ -207,7 +204,7 @@ def contact_sheet(
                 image,
                 crop["keypoints2d"].numpy(),
                 crop["visibility"].numpy(),
-                vertices2d=_project(crop["vertices"].numpy(), crop["intrinsics"].numpy())
+                vertices2d=project_points(crop["vertices"].numpy(), crop["intrinsics"].numpy())
                 if crop_faces is not None
                 else None,
                 faces=crop_faces,

@@ -3,7 +3,7 @@
 The network sees a square crop of ``image_size`` pixels around the hand. With
 ``rectify=True`` (the paper's §3.3, and our default) the crop is taken by a
 *canonical camera* of fixed focal length ``canonical_focal`` (pixels at
-``image_size``), built with :func:`dgpgeom.rectify.rectify_camera`: the apparent size
+``image_size``), built with :func:`dgpgeom.rectification.rectify_camera`: the apparent size
 of the hand then carries its depth, whatever the original camera. In
 ``"perspective"`` mode (default) the canonical camera is also turned to look straight
 at the box centre, so off-centre hands carry no perspective distortion and the
@@ -47,9 +47,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dgpgeom.camera import invert_intrinsics
-from dgpgeom.rectify import Rectification, rectify_camera, warp_to_rectified
+from dgpgeom.rectification import Rectification, rectify_camera, warp_to_rectified
 
-from .sample import HandSample
+from .sample import HandSample, project_points
 
 __all__ = [
     "CropDataset",
@@ -83,7 +83,9 @@ def hand_box(points2d: np.ndarray, box_scale: float = 1.3) -> np.ndarray:
         array([ 9.5, 11.5, 30.5, 32.5])
     """
     points = np.asarray(points2d, np.float64).reshape(-1, 2)
-    return square_box(np.concatenate([points.min(axis=0) - 0.5, points.max(axis=0) + 0.5]), box_scale)
+    return square_box(
+        np.concatenate([points.min(axis=0) - 0.5, points.max(axis=0) + 0.5]), box_scale
+    )
 
 
 def square_box(box: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -159,7 +161,7 @@ def crop_rectification(
 ) -> Rectification:
     """The crop's camera and pixel maps: a rectification plus an in-plane rotation.
 
-    Starts from :func:`dgpgeom.rectify.rectify_camera` (rotation ``R_0``, canonical
+    Starts from :func:`dgpgeom.rectification.rectify_camera` (rotation ``R_0``, canonical
     focal or the box's own when ``focal`` is None) and turns the virtual camera by
     ``rotation`` about its optical axis: ``R = R_z R_0``. In perspective mode the
     canonical intrinsics ``K_c`` are unchanged; in affine mode the principal point
@@ -178,7 +180,7 @@ def crop_rectification(
             on screen, since y points down).
 
     Returns:
-        A float64 :class:`~dgpgeom.rectify.Rectification` without images.
+        A float64 :class:`~dgpgeom.rectification.Rectification` without images.
 
     Example:
         >>> K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
@@ -217,7 +219,7 @@ def crop_image(image: np.ndarray, rect: Rectification, *, antialias: bool = True
 
     Args:
         image: `(H, W, 3)` uint8 RGB.
-        rect: the crop's :class:`~dgpgeom.rectify.Rectification` (e.g. from
+        rect: the crop's :class:`~dgpgeom.rectification.Rectification` (e.g. from
             :func:`crop_rectification`).
         antialias: reduce the image by an integer factor with ``INTER_AREA`` first
             when the crop's scale at its centre is below 1/2.
@@ -268,8 +270,11 @@ def _color_jitter(image: Tensor, rng: np.random.Generator, strength: float = 0.3
     hue = rng.uniform(-0.1, 0.1) * 2 * math.pi
     grey_axis = torch.full((3,), 1 / math.sqrt(3), dtype=torch.float64)
     cross = torch.tensor(
-        [[0.0, -grey_axis[2], grey_axis[1]], [grey_axis[2], 0.0, -grey_axis[0]],
-         [-grey_axis[1], grey_axis[0], 0.0]],
+        [
+            [0.0, -grey_axis[2], grey_axis[1]],
+            [grey_axis[2], 0.0, -grey_axis[0]],
+            [-grey_axis[1], grey_axis[0], 0.0],
+        ],
         dtype=torch.float64,
     )
     outer = torch.outer(grey_axis, grey_axis)
@@ -302,11 +307,6 @@ def _as_key(key: Any) -> tuple[int, int]:
     return int(index), int(epoch)
 
 
-def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    uvw = points @ K.T
-    return uvw[:, :2] / uvw[:, 2:]
-
-
 def _pose_targets(pose: np.ndarray, shape: np.ndarray, rotation: np.ndarray) -> dict[str, Tensor]:
     """Hand-model targets in the crop's frame: local joint rotations (the global one
     turned by the crop's rotation ``R``) and shape coefficients."""
@@ -329,7 +329,8 @@ class CropDataset(Dataset[dict[str, Any]]):
     - ``keypoints3d`` `(21, 3)` float32 metres in the crop's camera frame;
     - ``vertices`` `(V, 3)` float32 metres in the crop's camera frame;
     - ``visibility`` `(21,)` bool: the sample's visibility (all True if unknown) and
-      inside the crop;
+      inside the crop; for inspection (the contact sheet draws it), not read by training
+      (:data:`handdgp.objective.BATCH_KEYS`);
     - ``rotation`` `(3, 3)` float32, crop frame ← original camera frame
       (``p_crop = R p``; identity in affine mode without augmentation);
     - ``to_original`` `(3, 3)` float32, crop pixels → original pixels (homogeneous);
@@ -381,7 +382,9 @@ class CropDataset(Dataset[dict[str, Any]]):
         if not isinstance(image_size, int) or image_size < 2:
             raise ValueError(f"image_size: expected an integer >= 2, got {image_size!r}")
         if canonical_focal is not None and not canonical_focal > 0:
-            raise ValueError(f"canonical_focal: expected None or a positive number, got {canonical_focal!r}")
+            raise ValueError(
+                f"canonical_focal: expected None or a positive number, got {canonical_focal!r}"
+            )
         if not box_scale > 0:
             raise ValueError(f"box_scale: expected a positive number, got {box_scale!r}")
         self.samples = samples_dataset
@@ -413,7 +416,8 @@ class CropDataset(Dataset[dict[str, Any]]):
         keypoints3d = np.asarray(sample.keypoints3d, np.float64)
         vertices = np.asarray(sample.vertices, np.float64)
         box = hand_box(
-            np.concatenate([_project(keypoints3d, K), _project(vertices, K)]), self.box_scale
+            project_points(np.concatenate([keypoints3d, vertices]), K, dtype=np.float64),
+            self.box_scale,
         )
         rotation = 0.0
         rng = None
@@ -442,7 +446,7 @@ class CropDataset(Dataset[dict[str, Any]]):
         R = rect.rotation.numpy()
         k_crop = rect.intrinsics.numpy()
         kp_crop = keypoints3d @ R.T
-        keypoints2d = _project(kp_crop, k_crop)
+        keypoints2d = project_points(kp_crop, k_crop, dtype=np.float64)
         size = self.image_size
         inside = (
             (kp_crop[:, 2] > 0)
@@ -528,12 +532,12 @@ def crop_fit_statistics(
         K = np.asarray(sample.intrinsics, np.float64)
         kp = np.asarray(sample.keypoints3d, np.float64)
         verts = np.asarray(sample.vertices, np.float64)
-        box = hand_box(np.concatenate([_project(kp, K), _project(verts, K)]), box_scale)
+        box = hand_box(project_points(np.concatenate([kp, verts]), K, dtype=np.float64), box_scale)
         for focal in inside:
             rect = crop_rectification(K, box, image_size=image_size, focal=focal, mode=mode)
             R, k_crop = rect.rotation.numpy(), rect.intrinsics.numpy()
             for slot, points in enumerate((kp, verts)):
-                uv = _project(points @ R.T, k_crop)
+                uv = project_points(points @ R.T, k_crop, dtype=np.float64)
                 inside[focal][n, slot] = ((uv >= -0.5) & (uv < image_size - 0.5)).all()
                 if slot == 0:
                     sizes[focal][n] = (uv.max(axis=0) - uv.min(axis=0)).max()

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dgpgeom.camera import project
+
 __all__ = ["HandSample", "collate_hand_samples", "project_points"]
 
 
@@ -65,23 +67,30 @@ class HandSample:
     params: dict[str, np.ndarray] | None = None
 
 
-def project_points(points3d: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """Pinhole projection ``K p / z`` of camera-frame points, computed in float64.
+def project_points(
+    points3d: np.ndarray, intrinsics: np.ndarray, dtype: type = np.float32
+) -> np.ndarray:
+    """:func:`dgpgeom.camera.project` for NumPy arrays, computed in float64.
+
+    The one projection of the data pipeline (readers, crops, contact sheets). Depths
+    are clamped to 1 mm as in :func:`~dgpgeom.camera.project`.
 
     Args:
-        points3d: `(N, 3)` camera-frame points, metres (z > 0).
-        intrinsics: `(3, 3)` pinhole intrinsics, pixels.
+        points3d: `(..., N, 3)` camera-frame points, metres (z > 0).
+        intrinsics: `(..., 3, 3)` pinhole intrinsics, pixels.
+        dtype: the dtype of the result.
 
     Returns:
-        `(N, 2)` float32 pixel coordinates (pixel centres on integers).
+        `(..., N, 2)` pixel coordinates (pixel centres on integers), in ``dtype``.
 
     Example:
         >>> K = np.array([[100.0, 0, 50], [0, 100, 40], [0, 0, 1]])
         >>> project_points(np.array([[0.1, -0.2, 2.0]]), K)
         array([[55., 30.]], dtype=float32)
     """
-    uvw = np.asarray(points3d, np.float64) @ np.asarray(intrinsics, np.float64).T
-    return (uvw[:, :2] / uvw[:, 2:]).astype(np.float32)
+    points = torch.from_numpy(np.asarray(points3d, np.float64))
+    K = torch.from_numpy(np.asarray(intrinsics, np.float64))
+    return project(points, K).points2d.numpy().astype(dtype, copy=False)
 
 
 def collate_hand_samples(samples: Sequence[HandSample]) -> dict[str, Any]:

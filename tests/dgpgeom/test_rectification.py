@@ -1,4 +1,4 @@
-"""Tests for dgpgeom.rectify."""
+"""Tests for dgpgeom.rectification."""
 
 import pytest
 import torch
@@ -14,7 +14,7 @@ from dgpgeom.camera import (
     normalize_points,
     project,
 )
-from dgpgeom.rectify import (
+from dgpgeom.rectification import (
     Rectification,
     RectifiedAnnotation,
     annotation_to_rectified,
@@ -466,6 +466,17 @@ class TestRectify:
             )
             assert rect.images.shape == (2, 3, 32, 32) and rect.images.is_meta
 
+
+
+def test_module_is_importable_under_its_own_name():
+    import importlib
+
+    import dgpgeom
+    import dgpgeom.rectification as module
+
+    assert module is importlib.import_module("dgpgeom.rectification")
+    assert module.__name__ == "dgpgeom.rectification" and dgpgeom.rectification is module
+    assert dgpgeom.rectify is module.rectify and callable(dgpgeom.rectify)
 
 class TestWarpToRectified:
     def test_matches_rectify_and_masks(self):

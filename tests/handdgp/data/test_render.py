@@ -31,7 +31,7 @@ from handdgp.data.render import (
     vertex_normals,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _require_egl() -> None:

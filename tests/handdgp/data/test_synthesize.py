@@ -18,7 +18,7 @@ from handdgp.data.scenes import SceneConfig, sample_scenes
 from handdgp.data.synthesize import ANNOTATION_KEYS, make_dataset, render_block
 from handdgp.hand import HandModel, load_template
 
-from .conftest import SMALL, SMALL_NUM
+from ..conftest import SMALL, SMALL_NUM
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -37,6 +37,7 @@ from dgpgeom.validation import (
     ShapeError,
     broadcast_batch_shapes,
     check_option,
+    check_size,
     compute_dtype,
 )
 
@@ -101,18 +102,6 @@ class RectifiedAnnotation(NamedTuple):
     intrinsics: Tensor
 
 
-def _size(size: object) -> tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (
-        not isinstance(size, Sequence)
-        or len(size) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        raise ValueError(f"size: expected a positive int or (height, width) ints, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 def _matrix(*entries: Tensor) -> Tensor:
     return torch.stack(torch.broadcast_tensors(*entries), dim=-1).unflatten(-1, (3, 3))
 
@@ -174,7 +163,7 @@ def rectify_camera(
     if boxes is not None:
         shapes["boxes"] = check(boxes, "boxes", "... 4")
     batch = broadcast_batch_shapes(**shapes)
-    out_h, out_w = _size(size)
+    out_h, out_w = check_size(size, "size", integer=True, square=True)
     if focal is not None and (
         not isinstance(focal, (int, float)) or isinstance(focal, bool) or not focal > 0
     ):

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from dgpgeom import solve_translation
 from dgpgeom.solvers import MultiviewTranslationSolution, solve_translation_multiview
-from dgpgeom.solvers.multiview import _solve_translation_multiview_naive
-from dgpgeom.testing import check_gradients, random_intrinsics
+from dgpgeom.testing import check_gradients, random_intrinsics, solve_translation_multiview_naive
 from tests.dgpgeom._solver_problems import raises_for
 
 F64 = torch.float64
@@ -256,7 +255,7 @@ class TestSolveTranslationMultiview:
         with raises_for(pattern):
             solve_translation_multiview(**arguments)
         with raises_for(pattern):
-            _solve_translation_multiview_naive(**arguments)
+            solve_translation_multiview_naive(**arguments)
 
     # ---------------------------------------------------- shapes/broadcasting
     def test_broadcasting_and_batched_equals_per_item(self, device, dtype):
@@ -353,6 +352,21 @@ class TestSolveTranslationMultiview:
         torch.testing.assert_close(multi.covariance, single.covariance, rtol=1e-9, atol=1e-15)
         torch.testing.assert_close(multi.residuals[:, 0], single.residuals, rtol=1e-9, atol=1e-9)
 
+    def test_residuals_read_all_of_k_as_the_single_view_solver(self):
+        # A K with a non-zero (1, 0) entry: both solvers map the normalised error
+        # through the same upper 2x2 block.
+        g = torch.Generator().manual_seed(5)
+        p3 = torch.randn(4, 6, 3, generator=g, dtype=F64) * 0.05
+        K = torch.tensor([[500.0, 3.0, 320.0], [7.0, 480.0, 240.0], [0.0, 0.0, 1.0]], dtype=F64)
+        t = torch.tensor([0.05, -0.02, 0.6], dtype=F64)
+        cam = p3 + t
+        p2 = (cam[..., :2] / cam[..., 2:]) @ K[:2, :2].mT + K[:2, 2]
+        p2 = p2 + torch.randn(p2.shape, generator=g, dtype=F64)
+        eye, zero = torch.eye(3, dtype=F64).expand(4, 1, 3, 3), torch.zeros(4, 1, 3, dtype=F64)
+        multi = solve_translation_multiview(p3, p2[:, None], K.expand(4, 1, 3, 3), eye, zero)
+        single = solve_translation(p3, p2, K, return_residuals=True)
+        torch.testing.assert_close(multi.residuals[:, 0], single.residuals, rtol=1e-9, atol=1e-9)
+
     def test_single_moved_camera_is_single_view_in_its_frame(self):
         # One camera anywhere: the camera-frame root R t + t_c is the single-view answer.
         rig = make_rig((64,), 1, 10, seed=7, noise=1.0, spread=0.0)
@@ -439,7 +453,7 @@ class TestSolveTranslationMultiview:
         results = []
         for solve in (
             lambda *a: solve_translation_multiview(*a[:6], damping=damping, prior=a[6])[0],
-            lambda *a: _solve_translation_multiview_naive(*a[:6], damping=damping, prior=a[6]),
+            lambda *a: solve_translation_multiview_naive(*a[:6], damping=damping, prior=a[6]),
         ):
             inputs = (*rig.inputs(requires_grad=True), prior.clone().requires_grad_())
             out = solve(*inputs)
@@ -468,7 +482,7 @@ class TestSolveTranslationMultiview:
             *rig.inputs()
         )
         naive = torch.func.vmap(
-            torch.func.jacrev(_solve_translation_multiview_naive, argnums=(0, 1, 3, 4, 5))
+            torch.func.jacrev(solve_translation_multiview_naive, argnums=(0, 1, 3, 4, 5))
         )(*rig.inputs())
         assert jac[1].shape == (3, 3, 2, 5, 2) and jac[2].shape == (3, 3, 2, 3, 3)
         for a, b in zip(jac, naive, strict=True):

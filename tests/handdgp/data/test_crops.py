@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dgpgeom.rectify import rectify_camera
+from dgpgeom.rectification import rectify_camera
 from handdgp.data import HandSample, SyntheticHandDataset
 from handdgp.data.crops import (
     CropDataset,

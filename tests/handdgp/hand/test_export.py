@@ -15,7 +15,7 @@ import torch
 from handdgp.cli import build_parser, main
 from handdgp.hand import HandModel, load_template, sample_hand_pose
 
-CACHE = Path(os.environ.get("ANNY_CACHE_DIR", Path(__file__).resolve().parents[2] / ".cache" / "anny"))
+CACHE = Path(os.environ.get("ANNY_CACHE_DIR", Path(__file__).resolve().parents[3] / ".cache" / "anny"))
 
 
 class TestCli:

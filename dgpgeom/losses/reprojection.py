@@ -1,96 +1,25 @@
-r"""Training losses for camera-space hand (or any) meshes: projections, translation, mesh shape.
+r"""Projection losses: the fused reprojection kernel and HandDGP's keypoint and vertex terms.
 
-Every loss here is a plain function; the HandDGP paper's camera-space losses
-(§3.4) are :func:`translation_loss`, :func:`keypoint_consistency_loss` and
-:func:`vertex_projection_loss`, and MobRecon's mesh regularisers are
-:func:`edge_length_loss` and :func:`normal_loss`.
-
-The projection losses share one kernel, :func:`reprojection_loss`, written as a
-custom :class:`torch.autograd.Function` that saves only its inputs and recomputes
-the projection in its backward pass. Plain autograd keeps the projection's
-intermediates alive until the backward pass (12 bytes per point in float32 for the
-plain L1 loss, 30 with Huber, weights and a mask), the fused version nothing but
-references to its inputs; its backward also peaks lower (``benchmarks/bench_losses.py``
-measures both).
-
-Shared conventions (see the Conventions page,
-https://dgpgeom.readthedocs.io/en/latest/conventions/):
-
-- ``intrinsics`` are ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``; a point projects to
-  ``(u, v) = K[:2, :2] @ (x/z, y/z) + K[:2, 2]``. The last row of ``K`` is not read
-  (it is taken to be ``[0, 0, 1]``) and receives a zero gradient.
-- Depths are clamped to ``min_depth`` before the division, so points at or behind
-  the camera give a large but finite loss; the gradient w.r.t. ``z`` is zero where
-  the clamp is active (the loss cannot pull such a point back in front of the
-  camera: add a depth term if your model can produce them).
-- ``valid`` masks are boolean: a masked entry contributes exactly nothing to the
-  loss and receives a zero gradient, even if its coordinates are NaN or Inf.
-- ``reduction="mean"`` divides by the (weighted) number of valid entries, never by
-  zero: a fully masked batch gives a loss of 0 with zero gradients.
+:func:`reprojection_loss` is written as a custom :class:`torch.autograd.Function`
+that saves only its inputs and recomputes the projection in its backward pass;
+:func:`keypoint_consistency_loss` and :func:`vertex_projection_loss` (HandDGP §3.4)
+are built on it. Conventions: see :mod:`dgpgeom.losses`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
+from dgpgeom._core import KINDS, REDUCTIONS, Kind, Reduction, check_mask, reduce_loss
 from dgpgeom.validation import (
     ShapeChecker,
-    ShapeError,
     broadcast_batch_shapes,
     check_option,
     compute_dtype,
 )
 
-__all__ = [
-    "edge_length_loss",
-    "keypoint_consistency_loss",
-    "normal_loss",
-    "reprojection_loss",
-    "translation_loss",
-    "vertex_projection_loss",
-]
-
-Kind = Literal["l1", "l2", "huber"]
-Reduction = Literal["mean", "sum", "none"]
-
-_KINDS = ("l1", "l2", "huber")
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_mask(check: ShapeChecker, valid: Tensor, pattern: str) -> tuple[int, ...]:
-    batch = check(valid, "valid", pattern, floating=False)
-    if valid.dtype != torch.bool:
-        raise ShapeError(f"valid: expected dtype torch.bool, got {valid.dtype}")
-    return batch
-
-
-def _check_faces(check: ShapeChecker, faces: Tensor) -> None:
-    check(faces, "faces", "F 3", floating=False)
-    if faces.dtype not in (torch.int64, torch.int32):
-        raise ShapeError(f"faces: expected dtype torch.int64 or torch.int32, got {faces.dtype}")
-
-
-def _reduce(loss: Tensor, denominator: Tensor | float, reduction: str) -> Tensor:
-    """Sum or mean of an already weighted and masked loss tensor."""
-    if reduction == "none":
-        return loss
-    total = loss.sum()
-    if reduction == "sum":
-        return total
-    if isinstance(denominator, Tensor):
-        denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    else:
-        denominator = max(denominator, 1.0)
-    return total / denominator
-
-
-# ------------------------------------------------------------------ reprojection kernel
+__all__ = ["keypoint_consistency_loss", "reprojection_loss", "vertex_projection_loss"]
 
 
 def _penalty(r: Tensor, kind: str, delta: float) -> Tensor:
@@ -269,9 +198,9 @@ def _prepare_reprojection(
     if weights is not None:
         batches["weights"] = check(weights, "weights", "... N")
     if valid is not None:
-        batches["valid"] = _check_mask(check, valid, "... N")
-    check_option(kind, "kind", choices=_KINDS)
-    check_option(reduction, "reduction", choices=_REDUCTIONS)
+        batches["valid"] = check_mask(check, valid, "... N")
+    check_option(kind, "kind", choices=KINDS)
+    check_option(reduction, "reduction", choices=REDUCTIONS)
     check_option(delta, "delta", minimum=0.0, strict=True)
     check_option(min_depth, "min_depth", minimum=0.0, strict=True)
     batch = tuple(broadcast_batch_shapes(**batches))
@@ -391,17 +320,20 @@ def _reprojection(
     reduction: str,
     min_depth: float,
     names: tuple[str, str] = ("points3d_cam", "points2d"),
+    fused: bool = True,
 ) -> Tensor:
-    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller does."""
+    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller
+    does; ``fused=False`` differentiates the same computation by plain autograd."""
     p3, p2, k, w, m, out_dtype = _prepare_reprojection(
         points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth, names
     )
-    per_point = _ReprojectionLoss.apply(p3, p2, k, w, m, kind, float(delta), float(min_depth))
-    loss = _reduce(per_point, _denominator(per_point, w, m), reduction)
+    per_point_loss = _ReprojectionLoss.apply if fused else _per_point_loss
+    per_point = per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
+    loss = reduce_loss(per_point, _denominator(per_point, w, m), reduction)
     return loss.to(out_dtype)
 
 
-def _reprojection_loss_naive(
+def reprojection_loss_naive(
     points3d_cam: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -413,12 +345,16 @@ def _reprojection_loss_naive(
     reduction: Reduction = "mean",
     min_depth: float = 1e-3,
 ) -> Tensor:
-    """Plain-autograd twin of :func:`reprojection_loss`, for tests and benchmarks."""
-    p3, p2, k, w, m, out_dtype = _prepare_reprojection(
-        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth
-    )
-    per_point = _per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
-    return _reduce(per_point, _denominator(per_point, w, m), reduction).to(out_dtype)
+    """Plain-autograd twin of :func:`reprojection_loss` (no fused backward).
+
+    Public as :func:`dgpgeom.testing.reprojection_loss_naive`. Takes the arguments of
+    :func:`reprojection_loss` and returns the same loss, differentiated by plain
+    autograd (it keeps the projection's intermediates alive, the fused loss does not).
+    """
+    return _reprojection(
+        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth,
+        fused=False,
+    )  # fmt: skip
 
 
 def keypoint_consistency_loss(
@@ -527,229 +463,3 @@ def vertex_projection_loss(
         min_depth,
         names=("vertices_cam", "vertices2d"),
     )
-
-
-# ------------------------------------------------------------------------ translation
-
-
-def _safe_sqrt(x: Tensor) -> Tensor:
-    """sqrt with a zero (not NaN) gradient at 0."""
-    positive = x > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), 0.0)
-
-
-def translation_loss(
-    translation: Tensor,
-    translation_gt: Tensor,
-    valid: Tensor | None = None,
-) -> Tensor:
-    r"""Root-mean-square Euclidean error of predicted translations (HandDGP's translation loss).
-
-    .. math:: L_t = \sqrt{\frac{\sum_b m_b \lVert \hat t_b - t_b\rVert^2}{\sum_b m_b}},
-
-    i.e. the Euclidean error of each sample, then the root mean square over every
-    leading (batch) entry with ``valid`` True. This is :math:`\sqrt3` times the RMSE
-    over the individual x, y, z components. The denominator is 1 when no entry is
-    valid (loss 0), and the gradient at a loss of exactly 0 is 0, not NaN.
-
-    Args:
-        translation: `(..., 3)` metres, predicted.
-        translation_gt: `(..., 3)` metres, ground truth.
-        valid: `(...)` bool or ``None``: samples to include.
-
-    Returns:
-        A scalar, metres.
-
-    Raises:
-        ShapeError: on wrong shapes or dtypes, or batch dimensions that do not broadcast.
-
-    Example:
-        >>> pred = torch.tensor([[0.0, 0.0, 0.6], [0.03, 0.0, 0.5]])
-        >>> gt = torch.tensor([[0.0, 0.0, 0.5], [0.0, 0.04, 0.5]])
-        >>> translation_loss(pred, gt)  # sqrt((0.1² + 0.05²) / 2)
-        tensor(0.0791)
-
-    References:
-        E. Valassakis and G. Garcia-Hernando. *HandDGP*, ECCV 2024, §3.4 (camera-space losses).
-    """
-    check = ShapeChecker()
-    batches = {
-        "translation": check(translation, "translation", "... 3"),
-        "translation_gt": check(translation_gt, "translation_gt", "... 3"),
-    }
-    if valid is not None:
-        batches["valid"] = _check_mask(check, valid, "...")
-    batch = tuple(broadcast_batch_shapes(**batches))
-    dtype, out_dtype = compute_dtype(translation, translation_gt)
-    diff = translation.to(dtype) - translation_gt.to(dtype)
-    if valid is not None:
-        # Masked before any arithmetic: where's backward gives them exactly zero, even
-        # when they hold NaN (a mask applied after the square would give 0 * NaN).
-        diff = torch.where(valid.unsqueeze(-1), diff, torch.zeros_like(diff))
-    sq = diff.square().sum(-1).expand(batch)
-    if valid is None:
-        mean_sq = sq.mean() if sq.numel() > 0 else sq.sum()
-    else:
-        mean_sq = _reduce(sq, valid.expand(batch).sum().to(dtype), "mean")
-    return _safe_sqrt(mean_sq).to(out_dtype)
-
-
-# ----------------------------------------------------------------------- mesh losses
-
-
-def _gather_faces(
-    vertices: Tensor, vertices_gt: Tensor, faces: Tensor, valid: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor | None, torch.dtype, int]:
-    """Corner positions `(..., F, 3, 3)` (face, corner, xyz) of prediction and ground truth."""
-    check = ShapeChecker()
-    batches = {
-        "vertices": check(vertices, "vertices", "... V 3"),
-        "vertices_gt": check(vertices_gt, "vertices_gt", "... V 3"),
-    }
-    _check_faces(check, faces)
-    if valid is not None:
-        batches["valid"] = _check_mask(check, valid, "...")
-    batch = tuple(broadcast_batch_shapes(**batches))
-    dtype, out_dtype = compute_dtype(vertices, vertices_gt)
-    num_faces = faces.shape[0]
-    index = faces.reshape(-1).long()
-
-    def corners(v: Tensor) -> Tensor:
-        v = v.to(dtype)
-        if valid is not None:
-            # Masked meshes become zeros before any arithmetic, so that their (possibly
-            # NaN) values get exactly zero gradient.
-            v = torch.where(valid[..., None, None], v, torch.zeros_like(v))
-        return v.index_select(-2, index).unflatten(-2, (num_faces, 3))
-
-    pred, gt = corners(vertices), corners(vertices_gt)
-    pred = pred.expand(*batch, num_faces, 3, 3)
-    gt = gt.expand(*batch, num_faces, 3, 3)
-    if valid is not None:
-        valid = valid.expand(batch)
-    return pred, gt, valid, out_dtype, num_faces
-
-
-def _masked_mesh_reduction(per_edge: Tensor, valid: Tensor | None, reduction: str) -> Tensor:
-    """Reduce `(..., F, 3)` per-edge terms; ``valid`` `(...)` masks whole meshes."""
-    if valid is not None:
-        per_edge = torch.where(valid[..., None, None], per_edge, torch.zeros_like(per_edge))
-        count = valid.sum().to(per_edge.dtype) * (per_edge.shape[-2] * 3)
-    else:
-        count = float(per_edge.numel())
-    return _reduce(per_edge, count, reduction)
-
-
-def edge_length_loss(
-    vertices: Tensor,
-    vertices_gt: Tensor,
-    faces: Tensor,
-    valid: Tensor | None = None,
-    *,
-    reduction: Reduction = "mean",
-) -> Tensor:
-    r"""MobRecon's edge-length loss: L1 between predicted and ground-truth edge lengths.
-
-    For every face :math:`(a, b, c)` and each of its three edges, in the order
-    :math:`(a,b), (a,c), (b,c)`, the term is
-    :math:`\big|\,\lVert \hat v_a - \hat v_b\rVert - \lVert v_a - v_b\rVert\,\big|`.
-    ``"mean"`` averages over every face edge of every valid mesh (an edge shared by two
-    faces counts twice, as in MobRecon). The term is translation- and
-    rotation-invariant, so root-relative or camera-space vertices give the same loss.
-    Zero-length edges have a zero (not NaN) gradient.
-
-    Args:
-        vertices: `(..., V, 3)` metres, predicted.
-        vertices_gt: `(..., V, 3)` metres, ground truth.
-        faces: `(F, 3)` int64 (or int32) vertex indices in ``[0, V)``; not range-checked.
-        valid: `(...)` bool or ``None``: meshes to include.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (`(..., F, 3)` per face edge,
-            zeros for masked meshes).
-
-    Returns:
-        A scalar (or `(..., F, 3)`), metres.
-
-    Raises:
-        ShapeError: on wrong shapes or dtypes, or batch dimensions that do not broadcast.
-        ValueError: on an unknown ``reduction``.
-
-    Example:
-        >>> gt = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        >>> faces = torch.tensor([[0, 1, 2]])
-        >>> edge_length_loss(2.0 * gt, gt, faces)  # (1 + 1 + sqrt(2)) / 3
-        tensor(1.1381)
-
-    References:
-        X. Chen et al. *MobRecon: Mobile-Friendly Hand Mesh Reconstruction from
-        Monocular Image.* CVPR 2022 (mesh losses, after Moon and Lee, I2L-MeshNet).
-    """
-    check_option(reduction, "reduction", choices=_REDUCTIONS)
-    pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
-
-    def lengths(c: Tensor) -> Tensor:
-        a, b, c = c.unbind(-2)
-        edges = torch.stack((a - b, a - c, b - c), dim=-2)  # (..., F, 3, 3)
-        return _safe_sqrt(edges.square().sum(-1))  # (..., F, 3)
-
-    per_edge = (lengths(pred) - lengths(gt)).abs()
-    return _masked_mesh_reduction(per_edge, valid, reduction).to(out_dtype)
-
-
-def normal_loss(
-    vertices: Tensor,
-    vertices_gt: Tensor,
-    faces: Tensor,
-    valid: Tensor | None = None,
-    *,
-    reduction: Reduction = "mean",
-) -> Tensor:
-    r"""MobRecon's normal loss: predicted edges should be perpendicular to the true face normals.
-
-    For every face :math:`(a, b, c)`, with :math:`\mathrm{n}(x) = x / \max(\lVert x\rVert,
-    10^{-12})` (:func:`torch.nn.functional.normalize`), the ground-truth unit normal is
-    :math:`n = \mathrm{n}(\mathrm{n}(v_b - v_a) \times \mathrm{n}(v_c - v_a))` and the
-    three terms are :math:`|\langle \mathrm{n}(\hat v_b - \hat v_a), n\rangle|`,
-    :math:`|\langle \mathrm{n}(\hat v_c - \hat v_a), n\rangle|`,
-    :math:`|\langle \mathrm{n}(\hat v_c - \hat v_b), n\rangle|`: the absolute cosine
-    between each predicted edge and the true normal. ``"mean"`` averages over the three
-    terms of every face of every valid mesh. Only the prediction receives gradients
-    through the edge directions (the ground truth is usually a constant).
-
-    Args:
-        vertices: `(..., V, 3)` metres, predicted.
-        vertices_gt: `(..., V, 3)` metres, ground truth.
-        faces: `(F, 3)` int64 (or int32) vertex indices, counter-clockwise or not (the
-            absolute value makes the orientation irrelevant).
-        valid: `(...)` bool or ``None``: meshes to include.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (`(..., F, 3)`).
-
-    Returns:
-        A scalar (or `(..., F, 3)`), dimensionless, in ``[0, 1]`` per term.
-
-    Raises:
-        ShapeError: on wrong shapes or dtypes, or batch dimensions that do not broadcast.
-        ValueError: on an unknown ``reduction``.
-
-    Example:
-        >>> gt = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        >>> faces = torch.tensor([[0, 1, 2]])
-        >>> normal_loss(gt, gt, faces)
-        tensor(0.)
-        >>> tilted = gt + torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-        >>> normal_loss(tilted, gt, faces)  # (cos 45° + 0 + 1/sqrt(3)) / 3
-        tensor(0.4282)
-
-    References:
-        X. Chen et al. *MobRecon*, CVPR 2022; G. Moon and K. M. Lee. *I2L-MeshNet*,
-        ECCV 2020 (normal and edge-length losses).
-    """
-    check_option(reduction, "reduction", choices=_REDUCTIONS)
-    pred, gt, valid, out_dtype, _ = _gather_faces(vertices, vertices_gt, faces, valid)
-    normalize = torch.nn.functional.normalize
-    a, b, c = pred.unbind(-2)
-    edges = normalize(torch.stack((b - a, c - a, c - b), dim=-2), dim=-1)
-    ab = normalize(gt[..., 1, :] - gt[..., 0, :], dim=-1)
-    ac = normalize(gt[..., 2, :] - gt[..., 0, :], dim=-1)
-    normal = normalize(torch.linalg.cross(ab, ac), dim=-1)  # (..., F, 3)
-    per_edge = (edges * normal.unsqueeze(-2)).sum(-1).abs()
-    return _masked_mesh_reduction(per_edge, valid, reduction).to(out_dtype)

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dgpgeom import ShapeError, TranslationSolution, solve_translation
-from dgpgeom.solvers.translation import CONDITION_TOLERANCE_EPS, _solve_translation_naive
+from dgpgeom.solvers.translation import CONDITION_TOLERANCE_EPS
 from dgpgeom.testing import (
     check_gradients,
     degenerate_translation_problems,
+    solve_translation_naive,
     translation_problems,
 )
 from tests.dgpgeom._solver_problems import (
@@ -278,7 +279,7 @@ class TestSolveTranslation:
             solve_all(*positional, **arguments)
         # The twin validates identically, so the tests of one cover both.
         with raises_for(pattern):
-            _solve_translation_naive(*positional, **arguments)
+            solve_translation_naive(*positional, **arguments)
 
     def test_shape_error_is_value_error(self):
         assert issubclass(ShapeError, ValueError)
@@ -759,7 +760,7 @@ class TestSolveTranslation:
             for t in inputs_of(problem)
         ]
         results = []
-        for fn in (solve_translation, _solve_translation_naive):
+        for fn in (solve_translation, solve_translation_naive):
             inputs = inputs_of(problem, requires_grad=True)
             out = fn(*inputs[:4], damping=damping, prior=inputs[4])
             translation = out.translation if fn is solve_translation else out
@@ -820,7 +821,7 @@ class TestSolveTranslation:
         jac = torch.func.jacrev(translation(solve_translation), argnums=(0, 1, 2, 3, 4))(*inputs)
         autograd_jac = torch.autograd.functional.jacobian(translation(solve_translation), inputs)
         naive_jac = torch.autograd.functional.jacobian(
-            translation(_solve_translation_naive), inputs
+            translation(solve_translation_naive), inputs
         )
         for j, a, n in zip(jac, autograd_jac, naive_jac, strict=True):
             torch.testing.assert_close(j, a, rtol=1e-12, atol=1e-15)

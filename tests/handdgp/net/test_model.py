@@ -1,0 +1,62 @@
+"""Tests for handdgp.net.model: shapes, positioning modes, gradients."""
+
+import pytest
+import torch
+
+import dgpgeom
+from handdgp.net import HandDGPNet, NetConfig
+
+from ..toy import toy_hierarchy
+
+
+def toy_net(**overrides):
+    regressor, spirals, upsampling, _ = toy_hierarchy()
+    overrides.setdefault("decoder", "spiral")
+    config = NetConfig(image_size=64, width=0.125, decoder_channels=(32, 16), **overrides)
+    return HandDGPNet(config, regressor, spirals, upsampling)
+
+
+def canonical_k(batch, size=64, focal=80.0):
+    c = (size - 1) / 2
+    return torch.tensor([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]]).expand(batch, 3, 3)
+
+
+class TestHandDGPNet:
+    @pytest.mark.parametrize("positioning", ["dgp", "root_regression"])
+    def test_shapes_and_root_relative(self, positioning):
+        torch.manual_seed(0)
+        net = toy_net(positioning=positioning).eval()
+        out = net(torch.rand(2, 3, 64, 64), canonical_k(2))
+        assert out.keypoints2d.shape == (2, 21, 2)
+        assert out.vertices.shape == (2, 96, 3) and out.vertices_cam.shape == (2, 96, 3)
+        assert out.weights.shape == (2, 21) and out.valid.shape == (2,)
+        assert torch.allclose(out.keypoints3d[:, 0], torch.zeros(2, 3), atol=1e-6)
+        assert torch.allclose(
+            out.vertices_cam - out.vertices, out.translation[:, None].expand(-1, 96, -1)
+        )
+
+    def test_dgp_translation_is_the_weighted_solve(self):
+        torch.manual_seed(0)
+        net = toy_net().eval()
+        K = canonical_k(3)
+        out = net(torch.rand(3, 3, 64, 64), K)
+        solved = dgpgeom.solve_translation(out.keypoints3d, out.keypoints2d, K, out.weights)
+        assert torch.allclose(out.translation, solved.translation, atol=1e-5)
+
+    def test_camera_space_loss_reaches_every_head(self):
+        torch.manual_seed(0)
+        net = toy_net()
+        out = net(torch.rand(2, 3, 64, 64), canonical_k(2))
+        out.keypoints_cam.square().mean().backward()
+        for name in ("keypoint_head", "mesh_decoder", "weight_head", "encoder"):
+            grads = [p.grad for p in getattr(net, name).parameters() if p.grad is not None]
+            assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+    def test_fixed_weights_ablation_has_unit_weights(self):
+        net = toy_net(learned_weights=False).eval()
+        out = net(torch.rand(1, 3, 64, 64), canonical_k(1))
+        assert net.weight_head is None and torch.equal(out.weights, torch.ones(1, 21))
+
+    def test_unknown_positioning_is_refused(self):
+        with pytest.raises(ValueError, match="positioning"):
+            toy_net(positioning="magic")
