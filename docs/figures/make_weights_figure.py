@@ -6,7 +6,7 @@ by learned weight, the distribution of weights for visible and occluded keypoint
 and the mean weight against the 2D keypoint error) and ``keypoint_weights.json`` (the
 numbers quoted on the page). Run from the repository root::
 
-    handdgp make-data --out data/synthetic/test --num 512 --seed 1
+    handdgp make-data --out data/synthetic/test --num 1024 --seed 9001
     python docs/figures/make_weights_figure.py --data data/synthetic/test
 
 Deterministic: the same checkpoint and data give the same figure.
