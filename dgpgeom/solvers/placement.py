@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from dgpgeom.solvers.translation import solve_translation
-from dgpgeom.validation import ShapeChecker, ShapeError
+from dgpgeom.validation import ShapeChecker, ShapeError, broadcast_batch_shapes
 
 __all__ = ["MeshPlacement", "position_mesh", "regress_keypoints"]
 
@@ -49,15 +49,29 @@ def regress_keypoints(vertices: Tensor, joint_regressor: Tensor) -> Tensor:
     """
     check = ShapeChecker()
     batch = check(vertices, "vertices", "... V 3")
-    if not isinstance(joint_regressor, Tensor) or joint_regressor.dim() != 2:
-        shape = tuple(joint_regressor.shape) if isinstance(joint_regressor, Tensor) else None
-        raise ShapeError(f"joint_regressor: expected shape (N, V), got {shape}")
+    if not isinstance(joint_regressor, Tensor):
+        raise TypeError(
+            f"joint_regressor: expected a torch.Tensor, got {type(joint_regressor).__name__}"
+        )
+    if joint_regressor.dim() != 2:
+        raise ShapeError(
+            f"joint_regressor: expected shape (N, V), got {tuple(joint_regressor.shape)}"
+        )
     if joint_regressor.shape[1] != check.sizes["V"]:
         raise ShapeError(
             f"joint_regressor: expected shape (N, V={check.sizes['V']}), "
             f"got {tuple(joint_regressor.shape)}"
         )
-    regressor = joint_regressor.to(device=vertices.device, dtype=vertices.dtype)
+    if not joint_regressor.dtype.is_floating_point:
+        raise ShapeError(
+            f"joint_regressor: expected a real floating dtype, got {joint_regressor.dtype}"
+        )
+    if joint_regressor.device != vertices.device:
+        raise ShapeError(
+            f"joint_regressor: expected the vertices' device {vertices.device}, "
+            f"got {joint_regressor.device}"
+        )
+    regressor = joint_regressor.to(dtype=vertices.dtype)
     if not regressor.is_sparse and regressor.layout == torch.strided:
         return regressor @ vertices
     # torch.sparse.mm takes 2D operands only: fold the batch into the columns.
@@ -112,7 +126,10 @@ def position_mesh(
     """
     # Name the arguments of this function, not solve_translation's, on an N mismatch.
     check = ShapeChecker()
-    check(points2d, "points2d", "... N 2")
+    vertex_batch = check(vertices, "vertices", "... V 3")
+    point_batch = check(points2d, "points2d", "... N 2")
+    # Checked here so that errors name this function's arguments, not the solver's.
+    broadcast_batch_shapes(vertices=vertex_batch, points2d=point_batch)
     if isinstance(joint_regressor, Tensor) and joint_regressor.dim() == 2:
         if joint_regressor.shape[0] != check.sizes["N"]:
             raise ShapeError(
