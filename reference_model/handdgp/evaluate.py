@@ -57,11 +57,11 @@ __all__ = [
 
 #: Columns of the results table: (header, metric key, decimals).
 TABLE_COLUMNS = (
-    ("RS-MJE ↓", "rs_mje_mm", 1),
-    ("RS-MVE ↓", "rs_mve_mm", 1),
+    ("RS-MJE (root-relative) ↓", "rs_mje_mm", 1),
+    ("RS-MVE (root-relative) ↓", "rs_mve_mm", 1),
     ("CS-MJE ↓", "cs_mje_mm", 1),
     ("CS-MVE ↓", "cs_mve_mm", 1),
-    ("PA-MJE ↓", "pa_mje_mm", 1),
+    ("PA-MJE (Procrustes) ↓", "pa_mje_mm", 1),
     ("AUC (CS) ↑", "auc_cs", 3),
     ("F@5mm ↑", "f_al_score_5", 3),
     ("F@15mm ↑", "f_al_score_15", 3),
