@@ -33,12 +33,10 @@ SCENE = ["--image-size-range", "128", "192", "--focal-range", "150", "400",
          "--depth-range", "0.3", "0.7"]  # fmt: skip
 OVERRIDES = {
     "net.image_size": 64,
-    "data.canonical_focal": 80.0,  # 160 px at 128 px, scaled to the 64-pixel crop
     "net.width": 0.25,
     "net.decoder_channels": [64, 32, 16],
     "train.batch_size": 16,
     "train.epochs": 6,
-    "train.lr_decay_epochs": [5],
     "train.eval_every": 64,
     "train.checkpoint_every": 64,
     "data.max_test_samples": 64,
