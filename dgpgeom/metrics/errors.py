@@ -160,7 +160,10 @@ def procrustes_align(
     be aligned onto the ground truth. (MobRecon's internal validation uses this form.)
 
     An all-zero (or constant) prediction gets scale 0 and is aligned onto the ground
-    truth's mean. On CUDA, :func:`torch.linalg.svd` synchronises with the host once.
+    truth's mean. A problem with a NaN or Inf in its prediction or ground truth gets NaN
+    in every output (and so a NaN error), never an exception, and leaves the other
+    problems of the batch unchanged. On CUDA, :func:`torch.linalg.svd` synchronises
+    with the host once.
 
     Args:
         pred: `(..., N, 3)` metres.
@@ -189,6 +192,10 @@ def procrustes_align(
     """
     check_option(reflection, "reflection", choices=("allow", "forbid"))
     pred, gt, out_dtype = paired_points(pred, gt)
+    # A problem with a NaN/Inf anywhere gets NaN outputs; the SVD sees zeros there
+    # instead (on CPU it raises on non-finite input, and only this problem is lost).
+    finite = (pred.isfinite().all(-1).all(-1) & gt.isfinite().all(-1).all(-1))[..., None, None]
+    pred, gt = torch.where(finite, pred, 0.0), torch.where(finite, gt, 0.0)
     mean_p, mean_g = pred.mean(-2), gt.mean(-2)
     centred_p, centred_g = pred - mean_p.unsqueeze(-2), gt - mean_g.unsqueeze(-2)
     norm_p = torch.linalg.vector_norm(centred_p, dim=(-2, -1)) + NORM_EPS
@@ -207,6 +214,11 @@ def procrustes_align(
     scale = s * norm_g / norm_p
     translation = mean_g - scale.unsqueeze(-1) * (mean_p.unsqueeze(-2) @ rotation.mT).squeeze(-2)
     aligned = (p_n @ rotation.mT) * (s * norm_g)[..., None, None] + mean_g.unsqueeze(-2)
+    nan = torch.full((), torch.nan, dtype=aligned.dtype, device=aligned.device)
+    aligned = torch.where(finite, aligned, nan)
+    rotation = torch.where(finite, rotation, nan)
+    scale = torch.where(finite[..., 0, 0], scale, nan)
+    translation = torch.where(finite[..., 0], translation, nan)
     return ProcrustesAlignment(
         aligned.to(out_dtype),
         rotation.to(out_dtype),

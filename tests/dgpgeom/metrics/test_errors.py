@@ -170,6 +170,24 @@ class TestProcrustesAlign:
         )
 
 
+class TestProcrustesNonFinite:
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+    @pytest.mark.parametrize("where", ["pred", "gt"])
+    def test_a_bad_problem_is_nan_and_the_others_unchanged(self, bad, where):
+        generator = torch.Generator().manual_seed(3)
+        pred = torch.randn(4, 21, 3, generator=generator, dtype=torch.float64)
+        gt = torch.randn(4, 21, 3, generator=generator, dtype=torch.float64)
+        clean = procrustes_align(pred, gt)
+        (pred if where == "pred" else gt)[2, 5, 1] = bad
+        result = procrustes_align(pred, gt)
+        for name in ("aligned", "rotation", "scale", "translation"):
+            value, expected = getattr(result, name), getattr(clean, name)
+            assert value[2].isnan().all(), name
+            torch.testing.assert_close(value[[0, 1, 3]], expected[[0, 1, 3]])
+        errors = procrustes_error(pred, gt)
+        assert errors[2].isnan().all() and errors[[0, 1, 3]].isfinite().all()
+
+
 class TestProcrustesError:
     def test_against_reference(self, device, dtype):
         pred, _, gt, _ = make_hands(seed=4)
