@@ -35,7 +35,8 @@ def regress_keypoints(vertices: Tensor, joint_regressor: Tensor) -> Tensor:
     Args:
         vertices: `(..., V, 3)` metres.
         joint_regressor: `(N, V)`, dense or sparse COO/CSR. A dense regressor also
-            works under ``torch.func.vmap`` and ``torch.compile``.
+            works under ``torch.func.vmap`` and ``torch.compile``. Vertices that no
+            keypoint uses (all-zero columns) are never read, with either layout.
 
     Returns:
         `(..., N, 3)` keypoints, same units and frame as ``vertices``.
@@ -73,7 +74,10 @@ def regress_keypoints(vertices: Tensor, joint_regressor: Tensor) -> Tensor:
         )
     regressor = joint_regressor.to(dtype=vertices.dtype)
     if not regressor.is_sparse and regressor.layout == torch.strided:
-        return regressor @ vertices
+        # A vertex no keypoint uses must not matter, whatever it holds (0 * NaN is NaN):
+        # the same answer as a sparse regressor, which never reads it.
+        used = (regressor != 0).any(0).unsqueeze(-1)
+        return regressor @ torch.where(used, vertices, 0.0)
     # torch.sparse.mm takes 2D operands only: fold the batch into the columns.
     num_vertices = vertices.shape[-2]
     columns = vertices.movedim(-2, 0).reshape(num_vertices, -1)

@@ -135,6 +135,26 @@ class TestRegressKeypoints:
         assert meta.shape == (4, 5, 3) and meta.device.type == "meta"
 
 
+class TestUnusedVertices:
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+    def test_dense_and_sparse_agree_and_a_used_bad_vertex_is_invalid(self, bad):
+        vertices, points2d, K, regressor, weights, _ = mesh_problem(4, (3,))
+        regressor = regressor.clone()
+        regressor[:, 7] = 0.0  # vertex 7 feeds no keypoint
+        vertices = vertices.clone()
+        vertices[1, 7, 0] = bad
+        dense = position_mesh(vertices, points2d, K, weights, joint_regressor=regressor)
+        sparse = position_mesh(
+            vertices, points2d, K, weights, joint_regressor=regressor.to_sparse()
+        )
+        torch.testing.assert_close(dense.translation, sparse.translation)
+        assert dense.valid.all() and dense.translation.isfinite().all()
+        used = int(regressor[0].nonzero()[0, 0])
+        vertices[2, used, 1] = bad
+        broken = position_mesh(vertices, points2d, K, weights, joint_regressor=regressor)
+        assert broken.valid.tolist() == [True, True, False]
+
+
 class TestPositionMesh:
     def test_smoke_docstring(self, device, dtype):
         K = torch.tensor(
