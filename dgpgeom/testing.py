@@ -15,8 +15,7 @@ object size, a seed) that hypothesis shrinks, and the tensors are generated from
 them with a seeded ``torch.Generator``, which keeps drawing fast even for large N.
 
 The naive autograd twins of the functions with a hand-written backward
-(:func:`solve_translation_naive`, :func:`solve_translation_multiview_naive`,
-:func:`reprojection_loss_naive`) compute the same numbers through plain autograd, to
+(:func:`solve_translation_naive`, :func:`solve_translation_multiview_naive`) compute the same numbers through plain autograd, to
 check the gradients of your own code against.
 """
 
@@ -30,7 +29,6 @@ import torch
 from torch import Tensor
 
 from dgpgeom.camera import project
-from dgpgeom.losses.reprojection import reprojection_loss_naive
 from dgpgeom.solvers.multiview import solve_translation_multiview_naive
 from dgpgeom.solvers.translation import solve_translation_naive
 
@@ -51,7 +49,6 @@ __all__ = [
     "check_gradients",
     "degenerate_translation_problems",
     "random_intrinsics",
-    "reprojection_loss_naive",
     "solve_translation_multiview_naive",
     "solve_translation_naive",
     "translation_problems",

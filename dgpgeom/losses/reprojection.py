@@ -1,7 +1,7 @@
-r"""Projection losses: the fused reprojection kernel and HandDGP's keypoint and vertex terms.
+r"""Projection losses: the reprojection loss and HandDGP's keypoint and vertex terms.
 
-:func:`reprojection_loss` is written as a custom :class:`torch.autograd.Function`
-that saves only its inputs and recomputes the projection in its backward pass;
+:func:`reprojection_loss` is plain torch differentiated by autograd (a fused custom
+backward that saved only its inputs ran at 0.6-1.0x its speed, so it was removed);
 :func:`keypoint_consistency_loss` and :func:`vertex_projection_loss` (HandDGP §3.4)
 are built on it. Conventions: see :mod:`dgpgeom.losses`.
 """
@@ -29,15 +29,6 @@ def _penalty(r: Tensor, kind: str, delta: float) -> Tensor:
         return r.square()
     a = r.abs()
     return torch.where(a <= delta, 0.5 * r.square(), delta * (a - 0.5 * delta))
-
-
-def _half_penalty_derivative(r: Tensor, kind: str, delta: float, inplace: bool) -> Tensor:
-    """Derivative of ``0.5 * penalty(r)``; overwrites ``r`` when ``inplace``."""
-    if kind == "l1":  # sign(r) is 0 at r == 0, as autograd's abs
-        return r.sign_().mul_(0.5) if inplace else 0.5 * torch.sign(r)
-    if kind == "l2":
-        return r
-    return r.clamp_(-delta, delta).mul_(0.5) if inplace else 0.5 * r.clamp(-delta, delta)
 
 
 class _Projected:
@@ -89,91 +80,6 @@ def _per_point_loss(
     if valid is not None:
         loss = torch.where(valid, loss, torch.zeros_like(loss))
     return loss
-
-
-class _ReprojectionLoss(torch.autograd.Function):
-    """Per-point reprojection loss; saves only its inputs and recomputes in backward."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(points3d_cam, points2d, intrinsics, weights, valid, kind, delta, min_depth):  # type: ignore[override]
-        return _per_point_loss(
-            points3d_cam, points2d, intrinsics, weights, valid, kind, delta, min_depth
-        )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[override]
-        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, min_depth = inputs
-        ctx.save_for_backward(points3d_cam, points2d, intrinsics, weights, valid)
-        ctx.kind, ctx.delta, ctx.min_depth = kind, delta, min_depth
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        # With create_graph the backward must be differentiable, so it is written out
-        # of place; otherwise buffers are reused and freed early (lower peak memory).
-        return _reprojection_backward(
-            *ctx.saved_tensors,
-            grad,
-            ctx.kind,
-            ctx.delta,
-            ctx.min_depth,
-            ctx.needs_input_grad,
-            inplace=not torch.is_grad_enabled(),
-        )
-
-
-def _reprojection_backward(
-    points3d_cam: Tensor,
-    points2d: Tensor,
-    intrinsics: Tensor,
-    weights: Tensor | None,
-    valid: Tensor | None,
-    grad: Tensor,
-    kind: str,
-    delta: float,
-    min_depth: float,
-    needs: tuple[bool, ...],
-    *,
-    inplace: bool,
-) -> tuple[Tensor | None, ...]:
-    p = _Projected(points3d_cam, points2d, intrinsics, weights, valid, min_depth)
-    g_points3d = g_points2d = g_intrinsics = g_weights = None
-    if needs[3]:
-        g_weights = grad * _penalty(p.residual, kind, delta).mean(-1)
-        if valid is not None:
-            g_weights = torch.where(valid, g_weights, torch.zeros_like(g_weights))
-
-    # Gradient w.r.t. the pixel residual, (..., N, 2).
-    g_res = _half_penalty_derivative(p.residual, kind, delta, inplace)
-    del p.residual
-    scale = grad if p.weights is None else grad * p.weights
-    if valid is not None:
-        scale = torch.where(valid, scale, torch.zeros_like(scale))
-    g_res = g_res.mul_(scale.unsqueeze(-1)) if inplace else g_res * scale.unsqueeze(-1)
-    del scale
-
-    if needs[1]:
-        g_points2d = -g_res
-    if needs[2]:
-        g_top = torch.cat((g_res.mT @ p.ab, g_res.sum(-2).unsqueeze(-1)), dim=-1)  # (..., 2, 3)
-        g_intrinsics = torch.cat((g_top, torch.zeros_like(g_top[..., :1, :])), dim=-2)
-    if needs[0]:
-        # d(uv)/d(xyz) = K2 @ [[1, 0, -a], [0, 1, -b]] / depth, with (a, b) = (x, y) / depth.
-        g_ab = g_res @ p.k2
-        del g_res
-        depth = p.depth.unsqueeze(-1)
-        g_xy = g_ab.div_(depth) if inplace else g_ab / depth
-        del g_ab
-        along = p.ab.mul_(g_xy) if inplace else p.ab * g_xy
-        g_z = -along.sum(-1)
-        del along
-        if inplace:
-            g_z.masked_fill_(p.z < min_depth, 0.0)
-        else:
-            g_z = torch.where(p.z >= min_depth, g_z, torch.zeros_like(g_z))
-        g_points3d = torch.cat((g_xy, g_z.unsqueeze(-1)), dim=-1)
-    return g_points3d, g_points2d, g_intrinsics, g_weights, None, None, None, None
 
 
 def _prepare_reprojection(
@@ -265,9 +171,9 @@ def reprojection_loss(
     weights are scaled, so if the weights are predicted by a network, ``"sum"``
     (divided by a constant) lets their magnitude matter.
 
-    The backward pass is fused: nothing but the inputs is saved, the projection is
-    recomputed, and the backward is itself differentiable (double backward works).
-    Runs under :func:`torch.func.vmap`, :func:`torch.func.grad` and ``torch.compile``.
+    Differentiated by autograd (double backward works); masked entries are replaced
+    before any arithmetic, so they get exactly zero gradients. Runs under
+    :func:`torch.func.vmap`, :func:`torch.func.grad` and ``torch.compile``.
     See the Conventions page (https://dgpgeom.readthedocs.io/en/latest/conventions/)
     for pixels and intrinsics.
 
@@ -320,41 +226,14 @@ def _reprojection(
     reduction: str,
     min_depth: float,
     names: tuple[str, str] = ("points3d_cam", "points2d"),
-    fused: bool = True,
 ) -> Tensor:
-    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller
-    does; ``fused=False`` differentiates the same computation by plain autograd."""
+    """:func:`reprojection_loss`, naming the 3D and 2D arguments as the public caller does."""
     p3, p2, k, w, m, out_dtype = _prepare_reprojection(
         points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth, names
     )
-    per_point_loss = _ReprojectionLoss.apply if fused else _per_point_loss
-    per_point = per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
+    per_point = _per_point_loss(p3, p2, k, w, m, kind, float(delta), float(min_depth))
     loss = reduce_loss(per_point, _denominator(per_point, w, m), reduction)
     return loss.to(out_dtype)
-
-
-def reprojection_loss_naive(
-    points3d_cam: Tensor,
-    points2d: Tensor,
-    intrinsics: Tensor,
-    weights: Tensor | None = None,
-    valid: Tensor | None = None,
-    *,
-    kind: Kind = "l1",
-    delta: float = 1.0,
-    reduction: Reduction = "mean",
-    min_depth: float = 1e-3,
-) -> Tensor:
-    """Plain-autograd twin of :func:`reprojection_loss` (no fused backward).
-
-    Public as :func:`dgpgeom.testing.reprojection_loss_naive`. Takes the arguments of
-    :func:`reprojection_loss` and returns the same loss, differentiated by plain
-    autograd (it keeps the projection's intermediates alive, the fused loss does not).
-    """
-    return _reprojection(
-        points3d_cam, points2d, intrinsics, weights, valid, kind, delta, reduction, min_depth,
-        fused=False,
-    )  # fmt: skip
 
 
 def keypoint_consistency_loss(
