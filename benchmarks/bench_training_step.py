@@ -135,7 +135,11 @@ def main(argv=None):
     stem = f"training_step-{args.threads}thread"
     (args.out / f"{stem}.md").write_text(table + "\n")
     (args.out / f"{stem}.json").write_text(
-        json.dumps({"samples_s": samples, "median_s": medians, "args": vars(args)}, default=str, indent=1)
+        json.dumps(
+            {"samples_s": samples, "median_s": medians, "args": {**vars(args), "out": stem}},
+            default=str,
+            indent=1,
+        )
     )
     return medians
 
