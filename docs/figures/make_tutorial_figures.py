@@ -34,7 +34,6 @@ SCENE = ["--image-size-range", "128", "192", "--focal-range", "150", "400",
 OVERRIDES = {
     "net.image_size": 64,
     "net.width": 0.25,
-    "net.decoder_channels": [64, 32, 16],
     "train.batch_size": 16,
     "train.epochs": 6,
     "train.eval_every": 64,

@@ -31,7 +31,6 @@ def toy_overrides(root, **extra):
         "net.image_size": 32,
         "net.width": 0.125,
         "net.depth": [1, 1, 1, 1],
-        "net.decoder_channels": [16, 8],
         "train.batch_size": 8,
         "train.epochs": 1,
         "train.checkpoint_every": 2,
