@@ -417,7 +417,7 @@ def read_image(
     """
     import cv2
 
-    from handdgp.data.imageio import _decode
+    from handdgp.data.imageio import read_rgb
 
     path = Path(path)
     if not path.is_file():
@@ -426,13 +426,7 @@ def read_image(
         with path.open("rb") as file:
             size = _jpeg_size(file.read(1 << 20))
         factor = 1 if size is None else reduction_factor(*size, box)
-        flags = {
-            1: cv2.IMREAD_COLOR,
-            2: cv2.IMREAD_REDUCED_COLOR_2,
-            4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8,
-        }[factor]
-        image = _decode(path, flags, None)
+        image = read_rgb(path, reduce=factor)
     except ValueError as error:
         raise ValueError(f"image: {error}") from error
     if size is None:  # not a JPEG: decoded whole, shrunk by averaging f x f blocks
@@ -448,7 +442,7 @@ def read_image(
         != (-(-size[0] // factor), -(-size[1] // factor))
     ):
         size = size[::-1]  # turned by its EXIF orientation
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), factor, (int(size[0]), int(size[1]))
+    return image, factor, (int(size[0]), int(size[1]))
 
 
 def to_reduced(factor: int) -> np.ndarray:

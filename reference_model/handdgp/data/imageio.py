@@ -76,12 +76,14 @@ def _decode(path: str | Path, flags: int, index: int | None) -> np.ndarray:
     return image
 
 
-def read_rgb(path: str | Path, index: int | None = None) -> np.ndarray:
+def read_rgb(path: str | Path, index: int | None = None, *, reduce: int = 1) -> np.ndarray:
     """Read a complete image file as `(H, W, 3)` uint8 RGB.
 
     Args:
         path: the image file.
         index: the sample it belongs to, named in errors.
+        reduce: 1, 2, 4 or 8: decode a JPEG at that fraction of its size
+            (OpenCV's ``IMREAD_REDUCED_COLOR_*``; other formats decode whole).
 
     Raises:
         FileNotFoundError: if the file is missing.
@@ -89,7 +91,15 @@ def read_rgb(path: str | Path, index: int | None = None) -> np.ndarray:
     """
     import cv2
 
-    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR, index), cv2.COLOR_BGR2RGB)
+    flags = {
+        1: cv2.IMREAD_COLOR,
+        2: cv2.IMREAD_REDUCED_COLOR_2,
+        4: cv2.IMREAD_REDUCED_COLOR_4,
+        8: cv2.IMREAD_REDUCED_COLOR_8,
+    }
+    if reduce not in flags:
+        raise ValueError(f"reduce: expected 1, 2, 4 or 8, got {reduce!r}")
+    return cv2.cvtColor(_decode(path, flags[reduce], index), cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: str | Path, threshold: int, index: int | None = None) -> np.ndarray:
