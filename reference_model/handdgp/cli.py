@@ -276,6 +276,11 @@ def _add_crop_fit(subparsers) -> None:
         "--mode", choices=("perspective", "affine"), default="perspective", help="crop mode"
     )
     p.add_argument("--num", type=int, default=None, help="use the first NUM samples")
+    p.add_argument(
+        "--box",
+        action="store_true",
+        help="also the box-scaled crop (data.focal_from_box, the default): a 'box' row",
+    )
     p.set_defaults(func=_cmd_crop_fit)
 
 
@@ -285,14 +290,15 @@ def _cmd_crop_fit(args: argparse.Namespace) -> int:
 
     dataset = SyntheticHandDataset(args.root, load_masks=False)
     count = len(dataset) if args.num is None else min(args.num, len(dataset))
+    focals = [*args.focals, *([None] if args.box else [])]
     fits = crop_fit_statistics(
-        dataset, args.focals, image_size=args.image_size, mode=args.mode, indices=list(range(count))
+        dataset, focals, image_size=args.image_size, mode=args.mode, indices=list(range(count))
     )
     print(f"{count} samples, {args.image_size}-pixel crops, {args.mode} mode")
     print("focal  keypoints inside  vertices inside  hand size: median  10th pct (px)")
     for focal, fit in fits.items():
         print(
-            f"{focal:5.0f}  {100 * fit.keypoints_inside:14.1f} %  {100 * fit.vertices_inside:13.1f} %"
+            f"{'box' if focal is None else f'{focal:.0f}':>5}  {100 * fit.keypoints_inside:14.1f} %  {100 * fit.vertices_inside:13.1f} %"
             f"  {fit.median_size:17.1f}  {fit.p10_size:9.1f}"
         )
     return 0

@@ -492,7 +492,7 @@ class CropFit(NamedTuple):
 
 def crop_fit_statistics(
     samples_dataset: Any,
-    focals: list[float],
+    focals: list[float | None],
     *,
     image_size: int = 128,
     mode: str = "perspective",
@@ -506,14 +506,15 @@ def crop_fit_statistics(
 
     Args:
         samples_dataset: samples with ``keypoints3d`` and ``vertices``.
-        focals: candidate canonical focal lengths, pixels at ``image_size``.
+        focals: candidate canonical focal lengths, pixels at ``image_size``; None for
+            the box-scaled crop (``canonical_focal=None``: the box fills the crop).
         image_size: crop side, pixels.
         mode: ``"perspective"`` or ``"affine"``.
         box_scale: as in :class:`CropDataset` (only the box centre matters here).
         indices: samples to use (default all).
 
     Returns:
-        ``{focal: CropFit}``.
+        ``{focal: CropFit}`` (key None for the box-scaled crop).
 
     Example:
         >>> K = np.array([[200.0, 0, 63.5], [0, 200.0, 63.5], [0, 0, 1]], np.float32)
@@ -525,8 +526,9 @@ def crop_fit_statistics(
         (1.0, 0.0)
     """
     indices = list(range(len(samples_dataset))) if indices is None else indices
-    inside = {float(f): np.zeros((len(indices), 2), bool) for f in focals}
-    sizes = {float(f): np.zeros(len(indices)) for f in focals}
+    keys = [None if f is None else float(f) for f in focals]
+    inside = {f: np.zeros((len(indices), 2), bool) for f in keys}
+    sizes = {f: np.zeros(len(indices)) for f in keys}
     for n, i in enumerate(indices):
         sample = samples_dataset[i]
         K = np.asarray(sample.intrinsics, np.float64)

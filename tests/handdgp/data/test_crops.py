@@ -278,3 +278,11 @@ class TestCropFitStatistics:
         # sizes scale with the focal length (perspective mode: exactly)
         assert fit[200.0].median_size == pytest.approx(4 * fit[50.0].median_size)
         assert fit[50.0].p10_size <= fit[50.0].median_size
+
+    def test_box_scaled_crop_fits_every_depth(self):
+        samples = [_hand(s, centre=(0.0, 0.0, z)) for s, z in enumerate((0.3, 0.6, 1.0))]
+        fit = crop_fit_statistics(samples, [50.0, None])
+        # A fixed focal shrinks far hands; the box scale keeps every hand at one size.
+        assert fit[None][:2] == (1.0, 1.0)
+        assert fit[None].p10_size > fit[50.0].p10_size
+        assert fit[None].median_size == pytest.approx(fit[None].p10_size, rel=0.2)
