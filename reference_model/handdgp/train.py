@@ -128,6 +128,24 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
+def warm_start(model: nn.Module, state: dict[str, Tensor]) -> tuple[list[str], list[str]]:
+    """Load a stage's weights into ``model`` where names match; return what did not.
+
+    A new stage may add modules (a stride-4 keypoint head, a root-depth head) or
+    drop them (no weight head in an ablation): those start from their own
+    initialisation, or are left out. A tensor whose shape differs raises.
+
+    Returns:
+        ``(new, unused)``: parameter names initialised afresh, and names in
+        ``state`` the model has no place for. Both are printed.
+    """
+    new, unused = model.load_state_dict(state, strict=False)
+    for label, names in (("initialised afresh", new), ("not used", unused)):
+        if names:
+            print(f"warm start: {len(names)} tensors {label}: {', '.join(names)}", flush=True)
+    return list(new), list(unused)
+
+
 def train(
     config: ExperimentConfig,
     run_dir: str | Path,
@@ -175,7 +193,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
     elif config.train.init_from:
-        model.load_state_dict(load_checkpoint(config.train.init_from, map_location=device)["model"])
+        warm_start(model, load_checkpoint(config.train.init_from, map_location=device)["model"])
     evaluated = _truncate_metrics(run_dir / METRICS, start_step) if rank == 0 else False
 
     sampler = EpochSampler(

@@ -21,10 +21,13 @@ class EncoderFeatures(NamedTuple):
     Attributes:
         fine: `(B, C_fine, H/8, W/8)`, for the 2D keypoint and weight heads.
         coarse: `(B, C_coarse, H/32, W/32)`, the latent sampled by the mesh decoder.
+        early: `(B, C_early, H/4, W/4)`, the first stage's output, for a stride-4
+            2D keypoint head.
     """
 
     fine: Tensor
     coarse: Tensor
+    early: Tensor
 
 
 class _BasicBlock(nn.Module):
@@ -50,7 +53,7 @@ class _BasicBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Residual encoder returning stride-8 and stride-32 features.
+    """Residual encoder returning stride-4, stride-8 and stride-32 features.
 
     Args:
         width: channel multiplier of the ResNet-18 widths (64, 128, 256, 512).
@@ -73,13 +76,14 @@ class Encoder(nn.Module):
             stages.append(nn.Sequential(*layers))
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
+        self.early_channels = channels[0]
         self.fine_channels = channels[1]
         self.coarse_channels = channels[3]
 
     def forward(self, images: Tensor) -> EncoderFeatures:
         """`(B, 3, H, W)` normalised images -> :class:`EncoderFeatures`."""
         x = self.stem(images)
-        x = self.stages[0](x)
-        fine = self.stages[1](x)
+        early = self.stages[0](x)
+        fine = self.stages[1](early)
         coarse = self.stages[3](self.stages[2](fine))
-        return EncoderFeatures(fine, coarse)
+        return EncoderFeatures(fine, coarse, early)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional
 
 from handdgp.net.sampling import sample_at_points
 
@@ -11,18 +12,26 @@ __all__ = ["KeypointHead", "RootDepthHead", "WeightHead"]
 
 
 class KeypointHead(nn.Module):
-    """2D keypoints in crop pixels from stride-8 features.
+    """2D keypoints in crop pixels from stride-8 (and optionally stride-4) features.
 
     ``mode="heatmap"`` (default): a per-keypoint heat map and its soft-argmax
     (integral regression, Sun et al. 2018). ``mode="regression"``: MobRecon's
     direct regression (a 21-channel map, flattened, an MLP per keypoint).
 
+    With ``early_channels`` (heat-map mode only) the heat maps are refined to
+    stride 4: the stride-8 logits are up-sampled ×2 and a correction computed
+    from the up-sampled stride-8 features and the stride-4 features is added.
+    The correction's last layer starts at zero, so a stride-4 head warm-started
+    from a stride-8 one begins with the same keypoints.
+
     Args:
-        in_channels: channels of the feature map.
+        in_channels: channels of the stride-8 feature map.
         num_keypoints: number of keypoints.
         image_size: crop size in pixels (the input is ``image_size`` square).
-        feature_size: side of the feature map (``image_size / 8``).
+        feature_size: side of the stride-8 feature map (``image_size / 8``).
         mode: ``"heatmap"`` or ``"regression"``.
+        early_channels: channels of the stride-4 feature map, or None for
+            stride-8 heat maps.
     """
 
     def __init__(
@@ -32,10 +41,13 @@ class KeypointHead(nn.Module):
         image_size: int,
         feature_size: int,
         mode: str = "heatmap",
+        early_channels: int | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("heatmap", "regression"):
             raise ValueError(f"mode: expected 'heatmap' or 'regression', got {mode!r}")
+        if early_channels is not None and mode != "heatmap":
+            raise ValueError(f"early_channels: stride-4 maps need mode 'heatmap', got {mode!r}")
         self.mode, self.image_size, self.feature_size = mode, image_size, feature_size
         self.maps = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, 1, 1),
@@ -43,6 +55,20 @@ class KeypointHead(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(in_channels, num_keypoints, 1),
         )
+        self.refine: nn.Sequential | None = None
+        if early_channels is not None:
+            hidden = early_channels
+            self.refine = nn.Sequential(
+                nn.Conv2d(in_channels + early_channels, hidden, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, hidden, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, num_keypoints, 1),
+            )
+            nn.init.zeros_(self.refine[-1].weight)
+            nn.init.zeros_(self.refine[-1].bias)
         if mode == "regression":
             self.mlp = nn.Sequential(
                 nn.Linear(feature_size * feature_size, 128),
@@ -53,19 +79,28 @@ class KeypointHead(nn.Module):
                 nn.Sigmoid(),
             )
         # Centre of each heat-map cell in crop pixels (integer pixel centres).
-        stride = image_size / feature_size
-        centres = (torch.arange(feature_size, dtype=torch.float32) + 0.5) * stride - 0.5
+        map_size = feature_size * (2 if early_channels is not None else 1)
+        stride = image_size / map_size
+        centres = (torch.arange(map_size, dtype=torch.float32) + 0.5) * stride - 0.5
         self.register_buffer("centres", centres, persistent=False)
 
-    def forward(self, features: Tensor) -> tuple[Tensor, Tensor | None]:
-        """`(B, C, h, w)` -> keypoints `(B, N, 2)` crop pixels, and the heat maps.
+    def forward(self, features: Tensor, early: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Stride-8 features `(B, C, h, w)` (and stride-4 `(B, C_early, 2h, 2w)`) -> keypoints.
 
-        The heat maps are `(B, N, h, w)` log-probabilities over the cells (their
-        soft-argmax is the keypoint), or None in ``"regression"`` mode.
+        Returns the keypoints `(B, N, 2)` in crop pixels and the heat maps:
+        `(B, N, h, w)` log-probabilities over the cells (`(B, N, 2h, 2w)` with a
+        stride-4 head; their soft-argmax is the keypoint), or None in
+        ``"regression"`` mode.
         """
         maps = self.maps(features)  # (B, N, h, w)
         if self.mode == "regression":
             return self.mlp(maps.flatten(2)) * (self.image_size - 1), None
+        if self.refine is not None:
+            if early is None:
+                raise ValueError("early: this head refines to stride 4 and needs the stride-4 features")
+            up = functional.interpolate(features, scale_factor=2.0, mode="bilinear")
+            maps = functional.interpolate(maps, scale_factor=2.0, mode="bilinear")
+            maps = maps + self.refine(torch.cat((up, early), dim=1))
         log_prob = maps.flatten(2).log_softmax(-1).unflatten(-1, maps.shape[-2:])
         prob = log_prob.exp()
         x = (prob.sum(-2) * self.centres).sum(-1)

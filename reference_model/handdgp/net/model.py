@@ -29,6 +29,8 @@ class NetConfig:
         width: encoder channel multiplier (0.5: 32-64-128-256 channels).
         depth: basic blocks per encoder stage.
         keypoint_head: ``"heatmap"`` (soft-argmax) or ``"regression"`` (MobRecon).
+        keypoint_stride: 8 (heat maps on the stride-8 features) or 4 (refined with
+            the encoder's stride-4 features; heat-map head only).
         decoder_channels: channels of the mesh decoder blocks, coarsest first.
         learned_weights: predict per-keypoint weights (False: all ones, ablation A3).
         decoder: ``"hand_model"`` (an MLP to joint rotations and shape, skinned by
@@ -43,6 +45,7 @@ class NetConfig:
     width: float = 0.5
     depth: tuple[int, ...] = (2, 2, 2, 2)
     keypoint_head: str = "heatmap"
+    keypoint_stride: int = 8
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
     learned_weights: bool = True
     positioning: str = "dgp"
@@ -66,7 +69,7 @@ class HandPrediction(NamedTuple):
         keypoints_cam: `(B, 21, 3)` metres, camera frame of the crop.
         valid: `(B,)` bool, False where positioning was degenerate.
         heatmaps: `(B, 21, h, w)` log-probabilities of the 2D head's heat maps (on
-            the cells of its stride-8 feature map), or None (regression head).
+            the cells of its stride-8 or stride-4 map), or None (regression head).
         joint_rotations: `(B, J, 3, 3)` local joint rotations of the hand-model
             decoder (the global one in the crop's camera frame), or None.
     """
@@ -121,7 +124,12 @@ class HandDGPNet(nn.Module):
         self.encoder = Encoder(config.width, tuple(config.depth))
         size = config.image_size
         self.keypoint_head = KeypointHead(
-            self.encoder.fine_channels, num_keypoints, size, size // 8, config.keypoint_head
+            self.encoder.fine_channels,
+            num_keypoints,
+            size,
+            size // 8,
+            config.keypoint_head,
+            self.encoder.early_channels if config.keypoint_stride == 4 else None,
         )
         self.mesh_decoder: nn.Module
         if config.decoder == "hand_model":
@@ -168,7 +176,7 @@ class HandDGPNet(nn.Module):
             A :class:`HandPrediction`.
         """
         features = self.encoder((images - self.pixel_mean) / self.pixel_std)
-        keypoints2d, heatmaps = self.keypoint_head(features.fine)
+        keypoints2d, heatmaps = self.keypoint_head(features.fine, features.early)
         joint_rotations = None
         if isinstance(self.mesh_decoder, HandModelDecoder):
             vertices, keypoints3d, joint_rotations = self.mesh_decoder(

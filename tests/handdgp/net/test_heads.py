@@ -1,5 +1,6 @@
 """Tests for handdgp.net.heads: the 2D keypoint head."""
 
+import pytest
 import torch
 
 from handdgp.net.heads import KeypointHead
@@ -48,3 +49,29 @@ class TestKeypointHead:
         xy, heatmaps = head(torch.randn(2, 4, 8, 8) * 10)
         assert heatmaps is None
         assert xy.shape == (2, 21, 2) and xy.min() >= 0 and xy.max() <= 63
+
+
+class TestStride4KeypointHead:
+    def test_starts_as_the_upsampled_stride8_head_and_refines_at_stride_4(self):
+        torch.manual_seed(0)
+        coarse = KeypointHead(8, 3, image_size=64, feature_size=8).eval()
+        fine = KeypointHead(8, 3, image_size=64, feature_size=8, early_channels=4).eval()
+        fine.load_state_dict(coarse.state_dict(), strict=False)
+        features, early = torch.randn(2, 8, 8, 8), torch.randn(2, 4, 16, 16)
+        xy8, maps8 = coarse(features)
+        xy4, maps4 = fine(features, early)
+        assert maps8.shape == (2, 3, 8, 8) and maps4.shape == (2, 3, 16, 16)
+        # The correction starts at zero: the soft-argmax of the up-sampled logits
+        # stays within a quarter of a stride-8 cell of the stride-8 one.
+        assert (xy4 - xy8).abs().max() < 2.0
+        xy4.sum().backward()
+        assert fine.refine[-1].weight.grad.abs().sum() > 0
+
+    def test_needs_the_stride4_features(self):
+        head = KeypointHead(8, 3, image_size=64, feature_size=8, early_channels=4)
+        with pytest.raises(ValueError, match="early"):
+            head(torch.randn(1, 8, 8, 8))
+
+    def test_regression_head_cannot_refine(self):
+        with pytest.raises(ValueError, match="early_channels"):
+            KeypointHead(8, 3, image_size=64, feature_size=8, mode="regression", early_channels=4)

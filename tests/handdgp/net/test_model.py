@@ -60,3 +60,32 @@ class TestHandDGPNet:
     def test_unknown_positioning_is_refused(self):
         with pytest.raises(ValueError, match="positioning"):
             toy_net(positioning="magic")
+
+
+class TestWarmStart:
+    def test_a_stride4_model_starts_from_a_stride8_one(self):
+        from handdgp.train import warm_start
+
+        torch.manual_seed(0)
+        source = toy_net().eval()
+        target = toy_net(keypoint_stride=4).eval()
+        new, unused = warm_start(target, source.state_dict())
+        assert new and all(name.startswith("keypoint_head.refine.") for name in new)
+        assert unused == []
+        images, K = torch.rand(2, 3, 64, 64), canonical_k(2)
+        assert (source(images, K).keypoints2d - target(images, K).keypoints2d).abs().max() < 2.0
+        assert target(images, K).heatmaps.shape[-1] == 16
+
+    def test_an_ablation_without_weights_drops_the_weight_head(self):
+        from handdgp.train import warm_start
+
+        new, unused = warm_start(toy_net(learned_weights=False), toy_net().state_dict())
+        assert new == [] and unused and all(n.startswith("weight_head.") for n in unused)
+
+    def test_a_shape_mismatch_raises(self):
+        from handdgp.train import warm_start
+
+        regressor, spirals, upsampling, _ = toy_hierarchy()
+        wider = NetConfig(image_size=64, width=0.25, decoder_channels=(32, 16), decoder="spiral")
+        with pytest.raises(RuntimeError, match="size mismatch"):
+            warm_start(HandDGPNet(wider, regressor, spirals, upsampling), toy_net().state_dict())
