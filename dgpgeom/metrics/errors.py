@@ -233,13 +233,15 @@ def procrustes_align(
     eigenvalue of Horn's symmetric 4×4 matrix, found by squaring the shifted matrix a
     fixed 24 times; with ``"allow"`` and :math:`\det M < 0` it is :math:`-Q` for the
     best rotation :math:`Q` of :math:`-M`; and :math:`s = \operatorname{tr}(R^\top M)`.
-    This agrees with the SVD form to ~1e-15 in float64 and to float32 rounding in
-    float32. Where the SVD's rotation is not unique, the result is another optimal
-    one (finite, orthogonal, same residual): for a collinear point set, any rotation
-    about its line; for an exactly planar ground truth under ``"allow"``
-    (:math:`\det M = 0`), the proper rotation, whose aligned points are the SVD's
-    mirrored through the ground truth's plane, with the same per-point errors.
-    Gradients there are undefined, as through the SVD.
+    This agrees with the SVD form to ~1e-15 in float64, and in float32 to the float32
+    SVD's own rounding (~1e-6 of the point sets' size; a few times more where the
+    ``"forbid"`` rotation is ill-conditioned). Where the SVD's rotation is not unique
+    (a planar or collinear point set) the result is another optimal one: finite,
+    orthogonal, with the same scale and residual, and proper for an exactly degenerate
+    set (:math:`\det M = 0`) even under ``"allow"``. The aligned points are then the
+    SVD's if the prediction is degenerate; if the ground truth is, they may differ by a
+    rotation about its line or a reflection through its plane, which changes no
+    per-point error. Gradients there are undefined, as through the SVD.
 
     An all-zero (or constant) prediction gets scale 0 and is aligned onto the ground
     truth's mean. A problem with a NaN or Inf in its prediction or ground truth gets NaN
