@@ -20,8 +20,8 @@ plot) and ``dgpgeom.metrics.freihand`` (the evaluator and its writers); every
 public name is also importable from ``dgpgeom.metrics``.
 
 The per-batch functions take any number of leading batch dimensions, run on any
-device and never synchronise with the host, except that :func:`procrustes_align` calls :func:`torch.linalg.svd`, which on CUDA checks its
-convergence flag on the host (one synchronisation per call).
+device and never synchronise with the host (:func:`procrustes_align` finds its
+rotation with a fixed number of steps, not an SVD).
 
 References:
     C. Zimmermann et al. *FreiHAND: A Dataset for Markerless Capture of Hand Pose and
