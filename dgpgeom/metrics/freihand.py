@@ -154,9 +154,9 @@ class FreiHANDEvaluator:
     When the counts differ, per-vertex errors are undefined and the ``mesh_*`` scores are
     NaN; the F-scores are still computed. A sample whose prediction holds NaN or Inf
     counts as infinitely wrong: its points miss at every PCK threshold, its F-scores
-    are 0 and the mean errors (``*_mean3d``) become ``inf`` (it is never aligned). :meth:`update` keeps only per-point sums and
-    PCK counts on the device (memory independent of the data set size) and never
-    synchronises with the host;
+    are 0 and the mean errors (``*_mean3d``) become ``inf`` (it is never aligned).
+    :meth:`update` keeps only per-point sums and PCK counts on the device (memory
+    independent of the data set size) and never synchronises with the host;
     :meth:`compute` moves the totals to the CPU. Median errors are not kept (the
     official ``scores.txt`` does not report them).
 
