@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -18,6 +19,11 @@ from tests.dgpgeom._solver_problems import raises_for
 F64 = torch.float64
 PROPERTY = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+#: solve_translation_multiview with every output computed.
+solve_all = functools.partial(
+    solve_translation_multiview, return_covariance=True, return_residuals=True
 )
 
 
@@ -165,7 +171,7 @@ class TestSolveTranslationMultiview:
     # ------------------------------------------------------------------ smoke
     def test_smoke(self, device, dtype):
         rig = make_rig((2,), 3, 8, seed=1).to(dtype, device)
-        solution = solve_translation_multiview(*rig.inputs())
+        solution = solve_all(*rig.inputs())
         assert isinstance(solution, MultiviewTranslationSolution)
         assert MultiviewTranslationSolution._fields == (
             "translation",
@@ -262,32 +268,30 @@ class TestSolveTranslationMultiview:
         rig = make_rig((3,), 2, 6, seed=2, noise=0.5).to(dtype, device)
         p3, p2, K, R, tc, w = rig.inputs()
         # One calibrated rig for the whole (2, 3) batch, one shape for all items.
-        shared = solve_translation_multiview(
-            p3[0], p2.expand(2, 3, 2, 6, 2), K[0], R[0], tc[0], w[0]
-        )
+        shared = solve_all(p3[0], p2.expand(2, 3, 2, 6, 2), K[0], R[0], tc[0], w[0])
         assert shared.translation.shape == (2, 3, 3) and shared.residuals.shape == (2, 3, 2, 6)
         for i in range(3):
-            item = solve_translation_multiview(p3[0], p2[i], K[0], R[0], tc[0], w[0])
+            item = solve_all(p3[0], p2[i], K[0], R[0], tc[0], w[0])
             torch.testing.assert_close(shared.translation[1, i], item.translation)
             torch.testing.assert_close(shared.covariance[0, i], item.covariance)
-        batched = solve_translation_multiview(p3, p2, K, R, tc, w)
+        batched = solve_all(p3, p2, K, R, tc, w)
         for i in range(3):
-            item = solve_translation_multiview(p3[i], p2[i], K[i], R[i], tc[i], w[i])
+            item = solve_all(p3[i], p2[i], K[i], R[i], tc[i], w[i])
             torch.testing.assert_close(batched.translation[i], item.translation)
             torch.testing.assert_close(batched.residuals[i], item.residuals)
 
     def test_half_precision_computed_in_float32(self):
         rig = make_rig((4,), 3, 8, seed=3)
-        half = solve_translation_multiview(*(t.to(torch.bfloat16) for t in rig.inputs()))
+        half = solve_all(*(t.to(torch.bfloat16) for t in rig.inputs()))
         assert half.translation.dtype == torch.bfloat16 and half.covariance.dtype == torch.bfloat16
-        single = solve_translation_multiview(*(t.to(torch.bfloat16).float() for t in rig.inputs()))
+        single = solve_all(*(t.to(torch.bfloat16).float() for t in rig.inputs()))
         torch.testing.assert_close(half.translation, single.translation.to(torch.bfloat16))
 
     # ------------------------------------------------------------ correctness
     @pytest.mark.parametrize("cameras", [2, 3, 4])
     def test_noise_free_recovery(self, cameras, device):
         rig = make_rig((64,), cameras, 10, seed=cameras).to(F64, device)
-        solution = solve_translation_multiview(*rig.inputs())
+        solution = solve_all(*rig.inputs())
         assert bool(solution.valid.all())
         assert_close_rel(solution.translation, rig.translation, 0.0, atol=1e-12)
         assert float(solution.residuals.max()) < 1e-8
@@ -297,14 +301,14 @@ class TestSolveTranslationMultiview:
     def test_matches_stacked_lstsq(self, damping, spread):
         rig = make_rig((48,), 3, 9, seed=4, noise=2.0, spread=spread)
         prior = rig.translation + 0.05
-        solution = solve_translation_multiview(*rig.inputs(), damping=damping, prior=prior)
+        solution = solve_all(*rig.inputs(), damping=damping, prior=prior)
         expected = stacked_lstsq(rig, damping, prior)
         assert bool(solution.valid.all())
         assert_close_rel(solution.translation, expected, 1e-10)
 
     def test_covariance_is_sigma2_inverse_normal_matrix(self):
         rig = make_rig((), 3, 7, seed=5, noise=1.0)
-        solution = solve_translation_multiview(*rig.inputs(), damping=0.01)
+        solution = solve_all(*rig.inputs(), damping=0.01)
         p3, p2, K, R, tc, w = rig.inputs()
         y = (p2[..., 1] - K[..., 1, 2, None]) / K[..., 1, 1, None]
         x = (p2[..., 0] - K[..., 0, 2, None] - K[..., 0, 1, None] * y) / K[..., 0, 0, None]
@@ -336,7 +340,7 @@ class TestSolveTranslationMultiview:
         # A prior in front of the camera (a pull behind it makes the single view invalid).
         prior = torch.rand(256, 3, dtype=F64, device=device)
         prior[:, 2] += 0.5
-        multi = solve_translation_multiview(p3, p2, K, eye, zero, w, damping=damping, prior=prior)
+        multi = solve_all(p3, p2, K, eye, zero, w, damping=damping, prior=prior)
         single = solve_translation(
             p3,
             p2[:, 0],
@@ -363,7 +367,7 @@ class TestSolveTranslationMultiview:
         p2 = (cam[..., :2] / cam[..., 2:]) @ K[:2, :2].mT + K[:2, 2]
         p2 = p2 + torch.randn(p2.shape, generator=g, dtype=F64)
         eye, zero = torch.eye(3, dtype=F64).expand(4, 1, 3, 3), torch.zeros(4, 1, 3, dtype=F64)
-        multi = solve_translation_multiview(p3, p2[:, None], K.expand(4, 1, 3, 3), eye, zero)
+        multi = solve_all(p3, p2[:, None], K.expand(4, 1, 3, 3), eye, zero)
         single = solve_translation(p3, p2, K, return_residuals=True)
         torch.testing.assert_close(multi.residuals[:, 0], single.residuals, rtol=1e-9, atol=1e-9)
 
@@ -436,10 +440,10 @@ class TestSolveTranslationMultiview:
         rig = make_rig((), 2, 4, seed=10, noise=1.0)
 
         def covariance(*inputs):
-            return solve_translation_multiview(*inputs).covariance
+            return solve_all(*inputs).covariance
 
         def residuals(*inputs):
-            return solve_translation_multiview(*inputs).residuals
+            return solve_all(*inputs).residuals
 
         assert check_gradients(covariance, *rig.inputs())
         assert check_gradients(residuals, *rig.inputs(), gradgrad=False)
@@ -492,7 +496,7 @@ class TestSolveTranslationMultiview:
         rig = make_rig((4,), 3, 6, seed=13, noise=1.0)
 
         def loss(*inputs):
-            solution = solve_translation_multiview(*inputs, damping=1e-3)
+            solution = solve_all(*inputs, damping=1e-3)
             return solution.translation.square().sum() + solution.residuals.sum()
 
         compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
@@ -512,7 +516,7 @@ class TestSolveTranslationMultiview:
     def test_meta_device(self):
         rig = make_rig((2, 3), 4, 5, seed=14).to(torch.float32, "meta")
         inputs = rig.inputs(requires_grad=True)
-        solution = solve_translation_multiview(*inputs, damping=0.1, prior=rig.translation)
+        solution = solve_all(*inputs, damping=0.1, prior=rig.translation)
         assert solution.translation.device.type == "meta"
         assert solution.residuals.shape == (2, 3, 4, 5) and solution.valid.shape == (2, 3)
         (solution.translation.sum() + solution.covariance.sum()).backward()
@@ -523,8 +527,8 @@ class TestSolveTranslationMultiview:
     @given(rig=rigs(), scale=st.floats(1e-3, 1e3), damping=st.sampled_from([0.0, 0.01]))
     def test_weight_scale_invariance(self, rig, scale, damping):
         p3, p2, K, R, tc, w = rig.inputs()
-        a = solve_translation_multiview(p3, p2, K, R, tc, w, damping=damping)
-        b = solve_translation_multiview(p3, p2, K, R, tc, w * scale, damping=damping)
+        a = solve_all(p3, p2, K, R, tc, w, damping=damping)
+        b = solve_all(p3, p2, K, R, tc, w * scale, damping=damping)
         assert bool(a.valid) and bool(b.valid)
         assert_close_rel(b.translation, a.translation, 1e-9)
         torch.testing.assert_close(b.covariance, a.covariance, rtol=1e-7, atol=1e-18)
@@ -536,8 +540,8 @@ class TestSolveTranslationMultiview:
         C, N = w.shape
         points = torch.tensor(data.draw(st.permutations(range(N)), label="points"))
         cameras = torch.tensor(data.draw(st.permutations(range(C)), label="cameras"))
-        a = solve_translation_multiview(p3, p2, K, R, tc, w)
-        b = solve_translation_multiview(
+        a = solve_all(p3, p2, K, R, tc, w)
+        b = solve_all(
             p3[points],
             p2[cameras][:, points],
             K[cameras],
@@ -560,15 +564,15 @@ class TestSolveTranslationMultiview:
         # A point dropped in every camera == the point removed.
         dropped = w.clone()
         dropped[:, point] = 0.0
-        a = solve_translation_multiview(p3, p2, K, R, tc, dropped)
-        b = solve_translation_multiview(p3[keep_p], p2[:, keep_p], K, R, tc, w[:, keep_p])
+        a = solve_all(p3, p2, K, R, tc, dropped)
+        b = solve_all(p3[keep_p], p2[:, keep_p], K, R, tc, w[:, keep_p])
         assert_close_rel(a.translation, b.translation, 1e-10)
         torch.testing.assert_close(a.covariance, b.covariance, rtol=1e-7, atol=1e-18)
         # A camera with zero weights == the camera removed.
         dropped = w.clone()
         dropped[camera] = 0.0
-        a = solve_translation_multiview(p3, p2, K, R, tc, dropped)
-        b = solve_translation_multiview(p3, p2[keep_c], K[keep_c], R[keep_c], tc[keep_c], w[keep_c])
+        a = solve_all(p3, p2, K, R, tc, dropped)
+        b = solve_all(p3, p2[keep_c], K[keep_c], R[keep_c], tc[keep_c], w[keep_c])
         assert torch.equal(a.valid, b.valid)
         if bool(b.valid):
             assert_close_rel(a.translation, b.translation, 1e-10)
@@ -613,7 +617,7 @@ class TestSolveTranslationMultiview:
     def test_degenerate_flagged_with_finite_values_and_gradients(self, kind, dtype_):
         inputs = tuple(t.to(dtype_).requires_grad_() for t in self._degenerate_rigs()[kind])
         prior = torch.tensor([0.1, -0.2, 0.7], dtype=dtype_, requires_grad=True)
-        solution = solve_translation_multiview(*inputs, prior=prior)
+        solution = solve_all(*inputs, prior=prior)
         assert not bool(solution.valid)
         torch.testing.assert_close(solution.translation, prior.detach())
         assert bool(torch.isfinite(solution.covariance).all())
