@@ -20,7 +20,9 @@ Implementation notes (the validity rules are those of the single-view solver):
   whole floating-point range. Before any arithmetic, an observation with zero weight
   is replaced by zeros, a point no camera weighs by zeros, and a camera with no
   weight by the identity intrinsics and pose: whatever they hold (NaN, Inf, huge
-  values) never reaches the answer or the gradients.
+  values) never reaches the answer or the gradients (the second derivative with
+  respect to a weight that is exactly zero reads these stand-ins, not what they
+  replaced).
 - With normalised weights :math:`\omega_{ci} = w_{ci}^2 / S`, each camera is reduced
   to centred moments as in the single-view solver: its weight share :math:`s_c`, the
   weighted mean :math:`\bar x_c` of its normalised points, the spread
@@ -487,12 +489,12 @@ def _pixel_residuals(problem: _Problem, translation: Tensor, valid: Tensor) -> T
     cx, cy, depth = (
         c + u[..., k] for k, c in enumerate(_camera_points(problem.points3d, problem.rotations))
     )
-    rx, ry = x * depth - cx, y * depth - cy
-    # Observed minus projected, reading all of K's upper 2×2 as the single-view solver
-    # does. The normalised observations assume K[1, 0] = 0, so v - cy = K11·y exactly
-    # and v̂ - cy = K10·(x - error_x) + K11·(y - error_y).
+    # Observed minus projected (from depth MIN_RESIDUAL_DEPTH at or behind the camera),
+    # reading all of K's upper 2×2 as the single-view solver does. The normalised
+    # observations assume K[1, 0] = 0, so v - cy = K11·y exactly and
+    # v̂ - cy = K10·(x - error_x) + K11·(y - error_y).
     safe_depth = torch.where(depth > MIN_RESIDUAL_DEPTH, depth, MIN_RESIDUAL_DEPTH)
-    error_x, error_y = rx / safe_depth, ry / safe_depth
+    error_x, error_y = x - cx / safe_depth, y - cy / safe_depth
     ex = intrinsics[..., 0, 0, None] * error_x + intrinsics[..., 0, 1, None] * error_y
     ey = intrinsics[..., 1, 0, None] * (error_x - x) + intrinsics[..., 1, 1, None] * error_y
     residuals = torch.sqrt(ex.square() + ey.square() + torch.finfo(x.dtype).tiny)
