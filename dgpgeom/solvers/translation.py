@@ -19,8 +19,9 @@ Implementation notes (see also the design notes of the project):
   normalised, :math:`\omega_i = w_i^2 / S`: multiplying all weights by any
   :math:`c > 0` changes nothing, over the whole floating-point range (no
   :math:`w^2` overflows or underflows). Points with :math:`w_i = 0` are replaced by
-  zeros before any arithmetic, so whatever they hold (NaN, Inf, huge values) never
-  reaches the answer or the gradients.
+  zeros before any arithmetic (one ``masked_fill`` of all five coordinates), so
+  whatever they hold (NaN, Inf, huge values) never reaches the answer or the
+  gradients. Without weights there is nothing to mask: :math:`\omega_i = 1/N`.
 - The 3×3 normal matrix :math:`M/S = [[\mu, 0, -\bar x], [0, \mu, -\bar y],
   [-\bar x, -\bar y, \overline{r^2} + \lambda]]` (:math:`\mu = 1 + \lambda`) is solved
   through its Schur complement in the centred form: with :math:`\delta\tilde x_i =
@@ -34,6 +35,12 @@ Implementation notes (see also the design notes of the project):
   and :math:`t_{xy} = (\bar x\, t_z - \bar b + \lambda p_{xy}) / \mu`. Centring first
   keeps float32 accurate to a few micrometres where the uncentred adjugate loses
   tens. No LAPACK call, no host synchronisation, no data-dependent control flow.
+  At a small batch each ATen op costs more than its arithmetic, so the solve works
+  on stacked planes (``(..., 4, N)`` for :math:`\tilde x, \tilde y, b`) and per-problem
+  columns, and its validity tests are two comparisons: the relative pivot (whose
+  bound is NaN when ``fx``, ``fy`` or ``K[1, 0]`` is not finite) and the depth of the
+  nearest point (False for a NaN or infinite :math:`t_z`, which any other NaN/Inf
+  used reaches).
 - The whole solve, from the raw inputs to :math:`t`, is one autograd Function: its
   forward records nothing, its backward is the implicit-function theorem on the
   stationarity condition :math:`F(t) = \lambda (t - p) - \sum_i \omega_i A_i^\top r_i = 0`
@@ -43,8 +50,9 @@ Implementation notes (see also the design notes of the project):
   gradient is element-wise in :math:`\hat\ell`, :math:`q_i = A_i \hat\ell` and
   :math:`r_i`, chained by hand through :math:`K^{-1}` and :math:`\omega = w^2 / S`.
   The gradients of a problem whose ``valid`` is False are set to zero (or, for
-  ``prior``, passed through) before they are summed over broadcast dimensions, so a
-  NaN in one problem never reaches a shared ``K`` or another problem. For double
+  ``prior``, passed through) by one mask over all point gradients, and before ``K``'s
+  gradient is summed over broadcast dimensions, so a NaN in one problem never
+  reaches a shared ``K`` or another problem. For double
   backward the backward recomputes the intermediate planes from the saved inputs
   with autograd; without ``create_graph`` it reuses the forward's.
 - Covariance and pixel residuals are computed only on request, with plain autograd
@@ -58,11 +66,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from dgpgeom._core import check_single_view, expand_to
-from dgpgeom.validation import (
-    check_option,
-    compute_dtype,
-)
+from dgpgeom._core import check_single_view
+from dgpgeom.validation import broadcast_batch_shapes, check_option, compute_dtype
 
 __all__ = ["TranslationSolution", "solve_translation"]
 
@@ -114,125 +119,130 @@ class TranslationSolution(NamedTuple):
 
 
 class _State(NamedTuple):
-    """Everything the closed form computes; the backward reuses it."""
+    """Everything the closed form computes; the backward reuses it.
 
-    translation: Tensor  # (..., 3) the closed-form solution (not yet masked)
-    valid: Tensor  # (..., 1) bool
-    x: Tensor  # (..., N) normalised image coordinates of the used points (zeros if unused)
-    y: Tensor
-    X: Tensor  # (..., N) root-relative 3D coordinates of the used points (zeros if unused)
-    Y: Tensor
-    Z: Tensor
-    omega: Tensor  # (..., N) w² / Σw², zero for unused points
-    weight_factor: Tensor  # (..., N) d omega_i / d w_i = 2 w_i / Σw² (made safe where Σw² = 0)
-    mean_x: Tensor  # (..., 1) weighted means of x, y
-    mean_y: Tensor
-    pivot: Tensor  # (..., 1) D_lambda, made safe (1) where ill-conditioned
-    fx: Tensor  # (..., 1) entries of K
-    skew: Tensor
-    fy: Tensor
+    Per-point quantities are rows ``(..., k, N)``, per-problem ones columns
+    ``(..., k, 1)``, so that they broadcast against each other.
+    """
+
+    translation: Tensor  # (..., 3, 1) the closed-form solution (not yet masked)
+    valid: Tensor  # (..., 1, 1) bool
+    planes: Tensor  # (..., 4, N) x, y (normalised image coordinates), b = (X, Y) - Z (x, y)
+    Z: Tensor  # (..., 1, N) depth of the used points relative to the root
+    means: Tensor  # (..., 4, 1) weighted means of the planes
+    pivot: Tensor  # (..., 1, 1) D_lambda, made safe where ill-conditioned
+    omega: Tensor | float  # (..., 1, N) w² / Σw², zero for unused points (1 / N without weights)
+    weight_factor: Tensor | None  # (..., 1, N) d omega_i / d w_i = 2 w_i / Σw², on request
+
+
+#: The smallest positive subnormal of each dtype: the floor of the weights' scale, so
+#: that all-zero weights give zeros (not NaN) while any non-zero scale is kept exactly.
+_SMALLEST = {dtype: torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
+             for dtype in (torch.float32, torch.float64)}  # fmt: skip
 
 
 def _closed_form(
     points3d: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
-    weights: Tensor,
-    prior: Tensor,
+    weights: Tensor | None,
+    prior: Tensor | None,
     damping: float,
+    weight_factor: bool = False,
 ) -> _State:
     """The solve in plain torch ops (differentiable by autograd: the naive twin).
 
     ``points2d``, ``points3d`` and ``weights`` share their batch shape; ``intrinsics``
-    and ``prior`` broadcast against it.
+    and ``prior`` broadcast against it. Every step works on whole planes: the op
+    count, not the arithmetic, is the cost of a small batch.
     """
-    k6 = intrinsics[..., :2, :].flatten(-2)
-    fx, skew, cx, _, fy, cy = k6.unsqueeze(-1).unbind(-2)
-    # Weights: divided by their largest magnitude first (no over- or underflow).
-    scale = weights.abs().amax(-1, keepdim=True)
-    scale = torch.where(scale > 0, scale, 1.0)
-    wn = weights / scale
-    w2 = wn * wn
-    total = w2.sum(-1, keepdim=True)
-    has_points = total > 0
-    total = torch.where(has_points, total, 1.0)
-    omega = w2 / total
-    # Unused points are zeros from here on, whatever they held.
-    used = (w2 > 0).unsqueeze(-1)
-    u, v, X, Y, Z = torch.where(used, torch.cat((points2d, points3d), -1), 0.0).unbind(-1)
+    fx, skew, cx, k10, fy, cy = intrinsics.flatten(-2)[..., :6, None, None].unbind(-3)
+    points = torch.cat((points2d, points3d), -1)
+    if weights is None:
+        omega: Tensor | float = 1.0 / points.shape[-2]
+    else:
+        # Unused points are zeros from here on, whatever they held.
+        row = weights.unsqueeze(-2)
+        points = points.masked_fill((row == 0).transpose(-1, -2), 0.0)
+        # Divided by the largest magnitude first: no over- or underflow of w².
+        scale = row.abs().amax(-1, keepdim=True).clamp(min=_SMALLEST[row.dtype])
+        normalised = row / scale
+        squared = normalised * normalised
+        # Σ >= 1 when any weight is non-zero (the largest is exactly 1): the floor
+        # only turns all-zero weights into omega = 0.
+        total = squared.sum(-1, keepdim=True).clamp(min=1.0)
+        omega = squared / total
+    u, v, X, Y, Z = points.transpose(-1, -2).split(1, -2)
     y = (v - cy) / fy
     x = torch.addcmul(u - cx, skew, y, value=-1.0) / fx
-    bx = torch.addcmul(X, Z, x, value=-1.0)  # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
-    by = torch.addcmul(Y, Z, y, value=-1.0)
-    omega_row = omega.unsqueeze(-2)
-    means = (omega_row @ torch.stack((x, y, bx, by), -1)).squeeze(-2)
-    mean_x, mean_y, mean_bx, mean_by = means.split(1, -1)
-    dx = x - mean_x
-    dy = y - mean_y
-    second = torch.stack((torch.addcmul(dx * dx, dy, dy), torch.addcmul(dx * bx, dy, by)), -1)
-    pivot, numerator = (omega_row @ second).squeeze(-2).split(1, -1)
-    rho2 = torch.addcmul(mean_x * mean_x, mean_y, mean_y)
+    # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
+    planes = torch.cat((x, y, torch.addcmul(X, Z, x, value=-1.0), torch.addcmul(Y, Z, y, value=-1.0)), -2)  # fmt: skip
+    if weights is None:
+        means = planes.mean(-1, keepdim=True)
+    else:
+        means = (planes * omega).sum(-1, keepdim=True)
+    centred = planes - means
+    weighted = centred[..., :2, :] * omega
+    # [Σ omega |δx|², Σ omega δx·δb] from one product of (δx, δy, δbx, δby) by ω (δx, δy).
+    pivot, numerator = (centred.unflatten(-2, (2, 2)) * weighted.unsqueeze(-3)).sum((-2, -1)).unsqueeze(-1).split(1, -2)  # fmt: skip
+    mean_xy, mean_b = means.split(2, -2)
+    rho2 = (mean_xy * mean_xy).sum(-2, keepdim=True)
     if damping > 0:
         mu = 1.0 + damping
-        px, py, pz = prior.split(1, -1)
-        pivot = pivot + damping + damping / mu * rho2
-        numerator = (
-            numerator
-            + damping / mu * (mean_x * (mean_bx + px) + mean_y * (mean_by + py))
-            + damping * pz
-        )
+        pivot = pivot + (damping + damping / mu * rho2)
+        pull = mean_b if prior is None else mean_b + prior[..., :2, None]
+        numerator = numerator + damping / mu * (mean_xy * pull).sum(-2, keepdim=True)
+        if prior is not None:
+            numerator = torch.add(numerator, prior[..., 2:, None], alpha=damping)
+    # Relative pivot test. fx, fy and K[1, 0] enter through a zero that is NaN when one
+    # of them is not finite (an infinite focal length would otherwise give x = 0).
     tolerance = torch.finfo(x.dtype).eps * CONDITION_TOLERANCE_EPS
-    well_posed = pivot > tolerance * (1.0 + rho2).square()
-    pivot = torch.where(well_posed, pivot, 1.0)
+    spread = rho2 + 1.0
+    bound = torch.addcmul(torch.addcmul(k10, fx, fy) * 0.0, spread, spread, value=tolerance)
+    well_posed = pivot > bound
+    pivot = torch.clamp(pivot, min=bound)
     tz = numerator / pivot
+    txy = torch.addcmul(-mean_b, mean_xy, tz)
     if damping > 0:
-        tx = (mean_x * tz - mean_bx + damping * px) / mu
-        ty = (mean_y * tz - mean_by + damping * py) / mu
-    else:
-        tx = mean_x * tz - mean_bx
-        ty = mean_y * tz - mean_by
-    translation = torch.cat((tx, ty, tz), -1)
+        txy = (txy if prior is None else torch.add(txy, prior[..., :2, None], alpha=damping)) / mu
+    translation = torch.cat((txy, tz), -2)
     # In front of the camera: the root and every used point (unused ones have Z = 0),
-    # by a margin relative to the root's depth (collapsed points sit at depth ~0).
-    nearest = torch.minimum((Z + tz).amin(-1, keepdim=True), tz)
-    in_front = nearest > tolerance * tz
-    # Any NaN/Inf in what was used shows in the translation, except in fx, fy (whose
-    # infinities make the coordinates zero) and K's unused entries: check K's rows too.
-    finite = (translation.sum(-1, keepdim=True) + k6.sum(-1, keepdim=True)).isfinite()
-    valid = well_posed & in_front & finite & has_points
-    return _State(
-        translation, valid, x, y, X, Y, Z, omega, 2.0 * wn / (scale * total), mean_x, mean_y, pivot,
-        fx, skew, fy,
-    )  # fmt: skip
-
-
-def _masked(grad: Tensor, valid: Tensor, like: Tensor) -> Tensor:
-    """Zero ``grad`` outside the valid problems, then sum it to the shape of ``like``."""
-    grad = torch.where(valid.reshape(valid.shape + (1,) * (grad.dim() - valid.dim())), grad, 0.0)
-    return grad if grad.shape == like.shape else grad.sum_to_size(like.shape)
+    # by a margin relative to the root's depth (collapsed points sit at depth ~0). The
+    # comparisons are False for NaN and for an infinite depth: any NaN/Inf that was
+    # used shows in tz (see the tests).
+    nearest = Z.amin(-1, keepdim=True).clamp(max=0.0) + tz
+    valid = well_posed & (nearest > tolerance * tz)
+    if damping > 0 and weights is not None:  # (without damping, no points is ill-posed)
+        valid = valid & (squared.sum(-1, keepdim=True) > 0)
+    factor = None
+    if weight_factor and weights is not None:
+        factor = normalised / scale / (0.5 * total)  # (scale may be subnormal)
+    return _State(translation, valid, planes, Z, means, pivot, omega, factor)
 
 
 class _WeightedDLT(torch.autograd.Function):
     """Closed-form forward; implicit-function backward (one adjoint solve).
 
     Inputs: ``points3d, points2d, intrinsics, weights, prior, damping`` (the first
-    three and ``weights`` with the batch shape, see :func:`_closed_form`). Outputs: the
-    translation `(..., 3)` (the prior where invalid), then the valid mask and the
-    intermediate planes (not differentiable; the backward reuses them).
+    three and ``weights`` with the batch shape, see :func:`_closed_form`; ``weights``
+    and ``prior`` may be None). Outputs: the translation `(..., 3)` (the prior where
+    invalid), then the planes of the state (not differentiable; the backward reuses
+    them).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
-        state = _closed_form(points3d, points2d, intrinsics, weights, prior, damping)
-        translation = torch.where(state.valid, state.translation, prior)
-        return translation, *state
+        state = _closed_form(points3d, points2d, intrinsics, weights, prior, damping, True)
+        translation = _answer(state, prior)
+        return translation, *(t for t in state if isinstance(t, Tensor))
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
         *tensors, damping = inputs
         ctx.damping = damping
+        ctx.weighted = tensors[3] is not None
         ctx.set_materialize_grads(False)
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*tensors, *output[1:])
@@ -244,84 +254,116 @@ class _WeightedDLT(torch.autograd.Function):
         points3d, points2d, intrinsics, weights, prior, *saved = ctx.saved_tensors
         damping = ctx.damping
         if torch.is_grad_enabled():  # double backward: intermediates with their graph
-            saved = _closed_form(points3d, points2d, intrinsics, weights, prior, damping)
-        s = _State(*saved)
-        valid = s.valid
-        grads = _backward(s, grad_translation, damping)
-        needs = ctx.needs_input_grad
-        outputs: list[Tensor | None] = [None] * 6
-        grad_u, grad_v, grad_X, grad_Y, grad_Z, grad_w, grad_k, grad_prior = grads
-        batch_valid = valid.squeeze(-1)
-        if needs[0]:
-            outputs[0] = _masked(torch.stack((grad_X, grad_Y, grad_Z), -1), batch_valid, points3d)
-        if needs[1]:
-            outputs[1] = _masked(torch.stack((grad_u, grad_v), -1), batch_valid, points2d)
-        if needs[2]:
-            outputs[2] = _masked(grad_k, batch_valid, intrinsics)
-        if needs[3]:
-            outputs[3] = _masked(grad_w, batch_valid, weights)
-        if needs[4]:
-            outputs[4] = grad_prior.sum_to_size(prior.shape)
-        return tuple(outputs)
+            s = _closed_form(points3d, points2d, intrinsics, weights, prior, damping, True)
+        elif ctx.weighted:
+            s = _State(*saved)
+        else:
+            s = _State(*saved[:6], 1.0 / points2d.shape[-2], None)
+        return _backward(s, grad_translation, intrinsics, prior, damping, ctx.needs_input_grad)
 
 
-def _backward(s: _State, grad_t: Tensor, damping: float) -> tuple[Tensor, ...]:
-    """Input gradients of one batch of problems (before masking), see the module notes."""
-    valid = s.valid
-    gx, gy, gz = torch.where(valid, grad_t, 0.0).split(1, -1)
+def _answer(state: _State, prior: Tensor | None) -> Tensor:
+    """The translation `(..., 3)`: the solution where valid, else the prior (or zeros)."""
+    fallback = 0.0 if prior is None else prior.unsqueeze(-1)
+    return torch.where(state.valid, state.translation, fallback).squeeze(-1)
+
+
+def _backward(
+    s: _State,
+    grad_t: Tensor,
+    intrinsics: Tensor,
+    prior: Tensor | None,
+    damping: float,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
+    """Input gradients of one batch of problems, see the module notes.
+
+    The gradients of a problem whose ``valid`` is False are zeros (a NaN of that
+    problem never reaches a shared ``K``); ``prior`` gets the translation's gradient
+    there instead.
+    """
+    valid, omega = s.valid, s.omega
+    g = torch.where(valid, grad_t.unsqueeze(-1), 0.0)
     mu = 1.0 + damping
+    mean_xy = s.means[..., :2, :]
     # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-    lz = (torch.addcmul(s.mean_x * gx, s.mean_y, gy) / mu + gz) / s.pivot
-    lx = torch.addcmul(gx, s.mean_x, lz) / mu
-    ly = torch.addcmul(gy, s.mean_y, lz) / mu
-    tx, ty, tz = s.translation.split(1, -1)
-    depth = s.Z + tz
-    rx = torch.addcmul(s.X + tx, s.x, depth, value=-1.0)  # r = B - A t
-    ry = torch.addcmul(s.Y + ty, s.y, depth, value=-1.0)
-    qx = torch.addcmul(-lx, s.x, lz)  # q = A l
-    qy = torch.addcmul(-ly, s.y, lz)
-    grad_X = s.omega * qx
-    grad_Y = s.omega * qy
-    grad_Z = -torch.addcmul(s.x * grad_X, s.y, grad_Y)
-    weighted_lz = s.omega * lz
-    grad_x = torch.addcmul(weighted_lz * rx, depth, grad_X, value=-1.0)
-    grad_y = torch.addcmul(weighted_lz * ry, depth, grad_Y, value=-1.0)
-    # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i).
-    grad_omega = torch.addcmul(qx * rx, qy, ry)
-    grad_w = s.weight_factor * (grad_omega - (s.omega * grad_omega).sum(-1, keepdim=True))
+    gxy, gz = g.split(2, -2)
+    lz = ((mean_xy * gxy).sum(-2, keepdim=True) / mu + gz) / s.pivot
+    lxy = torch.addcmul(gxy, mean_xy, lz)
+    if damping > 0:
+        lxy = lxy / mu
+    txy, tz = s.translation.split(2, -2)
+    xy, b = s.planes.split(2, -2)
+    r = torch.addcmul(b + txy, xy, tz, value=-1.0)  # r = B - A t (x, y rows)
+    q = torch.addcmul(-lxy, xy, lz)  # q = A l
+    grad_XY = omega * q
+    grad_Z = -(xy * grad_XY).sum(-2, keepdim=True)
+    grad_xy = torch.addcmul((omega * lz) * r, s.Z + tz, grad_XY, value=-1.0)
+    grad_x, grad_y = grad_xy.split(1, -2)
     # Through K^-1: y = (v - cy) / fy, x = (u - cx - skew y) / fx.
-    grad_u = grad_x / s.fx
-    grad_v = torch.addcmul(grad_y, s.skew, grad_u, value=-1.0) / s.fy
-    sums = torch.stack((grad_u * s.x, grad_u * s.y, grad_u, grad_v * s.y, grad_v), -1).sum(-2)
-    zeros = sums.new_zeros(()).expand(*sums.shape[:-1], 4)
-    grad_k = -torch.cat((sums[..., :3], zeros[..., :1], sums[..., 3:], zeros[..., 1:]), -1)
-    grad_k = grad_k.unflatten(-1, (3, 3))
-    lam = torch.cat((lx, ly, lz), -1)
-    grad_prior = torch.where(valid, damping * lam, grad_t)
-    return grad_u, grad_v, grad_X, grad_Y, grad_Z, grad_w, grad_k, grad_prior
+    fx, skew, _, _, fy = intrinsics.flatten(-2)[..., :5, None, None].unbind(-3)
+    grad_u = grad_x / fx
+    grad_v = torch.addcmul(grad_y, skew, grad_u, value=-1.0) / fy
+    rows = [grad_u, grad_v, grad_XY, grad_Z]
+    if needs[3]:
+        # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i).
+        grad_omega = (q * r).sum(-2, keepdim=True)
+        mean = (omega * grad_omega).sum(-1, keepdim=True)
+        rows.append(s.weight_factor * (grad_omega - mean))
+    # One mask for every point gradient: (..., 5 or 6, N), zero where invalid.
+    grads = torch.where(valid, torch.cat(rows, -2), 0.0)
+    outputs: list[Tensor | None] = [None] * 6
+    if needs[0]:
+        outputs[0] = grads[..., 2:5, :].transpose(-1, -2)
+    if needs[1]:
+        outputs[1] = grads[..., :2, :].transpose(-1, -2)
+    if needs[3]:
+        outputs[3] = grads[..., 5, :]
+    if needs[2]:
+        # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
+        uv = grads[..., :2, :]
+        top = torch.cat(((uv @ xy.transpose(-1, -2)), uv.sum(-1, keepdim=True)), -1).triu()
+        top = torch.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
+        grad_k = torch.nn.functional.pad(-top, (0, 0, 0, 1))
+        outputs[2] = grad_k.sum_to_size(intrinsics.shape)
+    if needs[4]:
+        if damping > 0:
+            grad_prior = torch.where(
+                valid, damping * torch.cat((lxy, lz), -2), grad_t.unsqueeze(-1)
+            )
+            grad_prior = grad_prior.squeeze(-1)
+        else:
+            grad_prior = grad_t.masked_fill(valid.squeeze(-1), 0.0)
+        outputs[4] = grad_prior.sum_to_size(prior.shape)
+    return tuple(outputs)
 
 
-def _covariance(state: _State, damping: float) -> Tensor:
+def _covariance(state: _State, damping: float, num_points: int) -> Tensor:
     """Covariance `(..., 3, 3)` from the (sanitised) state, differentiable by autograd."""
-    tx, ty, tz = state.translation.split(1, -1)
-    depth = state.Z + tz
-    rx = torch.addcmul(state.X + tx, state.x, depth, value=-1.0)
-    ry = torch.addcmul(state.Y + ty, state.y, depth, value=-1.0)
-    count = (state.omega > 0).sum(-1, keepdim=True)
-    dof = (2.0 * count - 3.0).clamp(min=1.0)
-    sigma2 = (state.omega * torch.addcmul(rx * rx, ry, ry)).sum(-1, keepdim=True) / dof
+    txy, tz = state.translation.split(2, -2)
+    xy, b = state.planes.split(2, -2)
+    r = torch.addcmul(b + txy, xy, tz, value=-1.0)
+    omega = state.omega
+    if isinstance(omega, Tensor):
+        count = (omega > 0).sum(-1, keepdim=True)
+        dof = (2.0 * count - 3.0).clamp(min=1.0)
+    else:
+        dof = max(2.0 * num_points - 3.0, 1.0)
+    sigma2 = (omega * (r * r)).sum((-2, -1), keepdim=True) / dof
     sigma2 = torch.where(state.valid, sigma2, 0.0)  # the covariance is zero where invalid
     # covariance = σ̂² M^-1 = (σ̂² / S) (diag(1, 1, 0) / mu + u u^T / D) with
     # u = (x̄/mu, ȳ/mu, 1), assembled from its six distinct entries.
     mu = 1.0 + damping
-    ux, uy, diagonal = state.mean_x / mu, state.mean_y / mu, sigma2 / mu
+    mean_x, mean_y = state.means[..., :2, :].split(1, -2)
+    ux, uy, diagonal = mean_x / mu, mean_y / mu, sigma2 / mu
     zz = sigma2 / state.pivot
     xz = zz * ux
     yz = zz * uy
     xx = torch.addcmul(diagonal, xz, ux)
-    xy = xz * uy
+    xy_ = xz * uy
     yy = torch.addcmul(diagonal, yz, uy)
-    return torch.cat((xx, xy, xz, xy, yy, yz, xz, yz, zz), -1).unflatten(-1, (3, 3))
+    entries = torch.cat((xx, xy_, xz, xy_, yy, yz, xz, yz, zz), -1)
+    return entries.squeeze(-2).unflatten(-1, (3, 3))
 
 
 def _pixel_residuals(
@@ -343,7 +385,7 @@ def _pixel_residuals(
     return torch.where(valid[..., None], error2.sqrt(), 0.0)
 
 
-def _validated(
+def _batch_shape(
     points3d: Tensor,
     points2d: Tensor,
     intrinsics: Tensor,
@@ -351,6 +393,29 @@ def _validated(
     prior: Tensor | None,
     damping: float,
 ) -> tuple[torch.Size, int]:
+    """Validate the arguments; returns the broadcast batch shape and N.
+
+    Well-formed arguments pass a few plain comparisons of shapes, dtypes and devices;
+    anything else goes through the full checks, which raise with the message.
+    """
+    s3, s2, sk = points3d.shape, points2d.shape, intrinsics.shape
+    vectors = [t for t in (weights, prior) if t is not None]
+    if (
+        (type(damping) is float or type(damping) is int)
+        and damping >= 0
+        and len(s3) >= 2 and s3[-1] == 3 and len(s2) >= 2 and s2[-1] == 2 and s2[-2] == s3[-2] >= 2
+        and len(sk) >= 2 and sk[-1] == 3 and sk[-2] == 3
+        and (weights is None or (weights.dim() >= 1 and weights.shape[-1] == s3[-2]))
+        and (prior is None or (prior.dim() >= 1 and prior.shape[-1] == 3))
+        and all(t.is_floating_point() for t in (points3d, points2d, intrinsics, *vectors))
+        and all(t.device == points3d.device for t in (points2d, intrinsics, *vectors))
+    ):  # fmt: skip
+        batches = {"points3d": s3[:-2], "points2d": s2[:-2], "intrinsics": sk[:-2]}
+        if weights is not None:
+            batches["weights"] = weights.shape[:-1]
+        if prior is not None:
+            batches["prior"] = prior.shape[:-1]
+        return broadcast_batch_shapes(**batches), s3[-2]
     batch, num_points = check_single_view(points3d, points2d, intrinsics, weights, prior=prior)
     check_option(damping, "damping", minimum=0.0)
     return batch, num_points
@@ -363,27 +428,36 @@ def _prepared(
     weights: Tensor | None,
     prior: Tensor | None,
     damping: float,
-) -> tuple[tuple[Tensor, ...], torch.dtype, torch.dtype]:
-    """Validated inputs in the compute dtype, points and weights with the batch shape."""
-    batch, num_points = _validated(points3d, points2d, intrinsics, weights, prior, damping)
-    tensors = [points3d, points2d, intrinsics] + [t for t in (weights, prior) if t is not None]
-    dtype, out_dtype = compute_dtype(*tensors)
+) -> tuple[tuple[Tensor | None, ...], torch.dtype, torch.dtype]:
+    """Validated inputs in the compute dtype, points and weights with the batch shape.
 
-    def cast(t: Tensor, shape: tuple[int, ...] | None = None) -> Tensor:
+    ``weights`` and ``prior`` stay None when not given.
+    """
+    if not isinstance(points3d, Tensor) or not isinstance(points2d, Tensor) or not isinstance(
+        intrinsics, Tensor
+    ) or not (weights is None or isinstance(weights, Tensor)) or not (
+        prior is None or isinstance(prior, Tensor)
+    ):  # fmt: skip
+        check_single_view(points3d, points2d, intrinsics, weights, prior=prior)  # raises
+    batch, num_points = _batch_shape(points3d, points2d, intrinsics, weights, prior, damping)
+    dtype, out_dtype = compute_dtype(
+        *(t for t in (points3d, points2d, intrinsics, weights, prior) if t is not None)
+    )
+
+    def cast(t: Tensor | None, shape: tuple[int, ...] | None = None) -> Tensor | None:
+        if t is None:
+            return None
         t = t if t.dtype == dtype else t.to(dtype)
-        return t if shape is None else expand_to(t, shape)
+        return t if shape is None or t.shape == shape else t.expand(shape)
 
-    points2d = cast(points2d, (*batch, num_points, 2))
-    points3d = cast(points3d, (*batch, num_points, 3))
-    if weights is None:
-        weights = points3d.new_ones(()).expand(*batch, num_points)
-    else:
-        weights = cast(weights, (*batch, num_points))
-    if prior is None:
-        prior = points3d.new_zeros(()).expand(*batch, 3)
-    else:
-        prior = cast(prior, (*batch, 3))
-    return (points3d, points2d, cast(intrinsics), weights, prior), dtype, out_dtype
+    tensors = (
+        cast(points3d, (*batch, num_points, 3)),
+        cast(points2d, (*batch, num_points, 2)),
+        cast(intrinsics),
+        cast(weights, (*batch, num_points)),
+        cast(prior),
+    )
+    return tensors, dtype, out_dtype
 
 
 def solve_translation(
@@ -479,18 +553,19 @@ def solve_translation(
     """
     inputs, dtype, out_dtype = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
     damping = float(damping)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         translation, _, valid, *_ = _WeightedDLT.apply(*inputs, damping)
     else:
         state = _closed_form(*inputs, damping)
         valid = state.valid
-        translation = torch.where(valid, state.translation, inputs[4])
+        translation = _answer(state, inputs[4])
     covariance = residuals = None
+    valid = valid.reshape(valid.shape[:-2])
     if return_covariance:
-        covariance = _covariance(_closed_form(*_sanitised(inputs, valid), damping), damping)
+        sanitised = _sanitised(inputs, valid)
+        covariance = _covariance(_closed_form(*sanitised, damping), damping, inputs[1].shape[-2])
     if return_residuals:
-        residuals = _pixel_residuals(*inputs[:3], translation, valid.squeeze(-1))
-    valid = valid.squeeze(-1)
+        residuals = _pixel_residuals(*inputs[:3], translation, valid)
     if out_dtype != dtype:
         translation = translation.to(out_dtype)
         covariance = None if covariance is None else covariance.to(out_dtype)
@@ -498,20 +573,21 @@ def solve_translation(
     return TranslationSolution(translation, valid, residuals, covariance)
 
 
-def _sanitised(inputs: tuple[Tensor, ...], valid: Tensor) -> tuple[Tensor, ...]:
+def _sanitised(inputs: tuple[Tensor | None, ...], valid: Tensor) -> tuple[Tensor | None, ...]:
     """The inputs with the problems that are not valid replaced by finite ones.
 
     Plain-autograd statistics computed from these have zero (not NaN) gradients for
     those problems, and none reaching a ``K`` they share with valid ones.
     """
     points3d, points2d, intrinsics, weights, prior = inputs
-    ok = valid.unsqueeze(-1)
+    ok = valid[..., None, None]
+    eye = torch.eye(3, dtype=intrinsics.dtype, device=intrinsics.device)
     return (
         torch.where(ok, points3d, 0.0),
         torch.where(ok, points2d, 0.0),
-        torch.where(ok, intrinsics, torch.eye(3, dtype=intrinsics.dtype, device=intrinsics.device)),
-        torch.where(valid, weights, 0.0),
-        torch.where(valid, prior, 0.0),
+        torch.where(ok, intrinsics, eye),
+        None if weights is None else torch.where(valid[..., None], weights, 0.0),
+        None if prior is None else torch.where(valid[..., None], prior, 0.0),
     )
 
 
@@ -549,5 +625,4 @@ def solve_translation_naive(
         True
     """
     inputs, _, _ = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
-    state = _closed_form(*inputs, float(damping))
-    return torch.where(state.valid, state.translation, inputs[4])
+    return _answer(_closed_form(*inputs, float(damping)), inputs[4])
