@@ -18,10 +18,13 @@ Implementation notes (see also the design notes of the project):
 - The weights are first divided by their largest magnitude, then squared and
   normalised, :math:`\omega_i = w_i^2 / S`: multiplying all weights by any
   :math:`c > 0` changes nothing, over the whole floating-point range (no
-  :math:`w^2` overflows or underflows). Points with :math:`w_i = 0` are replaced by
-  zeros before any arithmetic (one ``masked_fill`` of all five coordinates), so
-  whatever they hold (NaN, Inf, huge values) never reaches the answer or the
-  gradients. Without weights there is nothing to mask: :math:`\omega_i = 1/N`.
+  :math:`w^2` overflows or underflows). The planes of points with :math:`w_i = 0`
+  (:math:`\tilde x, \tilde y, b, Z`) are replaced by zeros before any weighted sum
+  (one ``where`` over all of them), so whatever those points hold (NaN, Inf, huge
+  values) never reaches the answer or the gradients; the paths that differentiate
+  the closed form with autograd (double backward, covariance, the naive twin) zero
+  their raw coordinates as well. Without weights there is nothing to mask:
+  :math:`\omega_i = 1/N`.
 - The 3×3 normal matrix :math:`M/S = [[\mu, 0, -\bar x], [0, \mu, -\bar y],
   [-\bar x, -\bar y, \overline{r^2} + \lambda]]` (:math:`\mu = 1 + \lambda`) is solved
   through its Schur complement in the centred form: with :math:`\delta\tilde x_i =
@@ -36,8 +39,11 @@ Implementation notes (see also the design notes of the project):
   keeps float32 accurate to a few micrometres where the uncentred adjugate loses
   tens. No LAPACK call, no host synchronisation, no data-dependent control flow.
   At a small batch each ATen op costs more than its arithmetic, so the solve works
-  on stacked planes (``(..., 4, N)`` for :math:`\tilde x, \tilde y, b`) and per-problem
-  columns, and its validity tests are two comparisons: the relative pivot (whose
+  on stacked planes; at a large one an op along a short last dimension (the 2 or 3
+  coordinates of a point) costs more than one over whole planes, so the stacking is
+  plane-major (``(4, ..., N)`` for :math:`\tilde x, \tilde y, b`, per-problem columns
+  ``(k, ..., 1)``) and every element-wise op runs over contiguous planes of ``N``
+  points. Its validity tests are two comparisons: the relative pivot (whose
   bound is NaN when ``fx``, ``fy`` or ``K[1, 0]`` is not finite) and the depth of the
   nearest point (False for a NaN or infinite :math:`t_z`, which any other NaN/Inf
   used reaches).
@@ -121,24 +127,31 @@ class TranslationSolution(NamedTuple):
 class _State(NamedTuple):
     """Everything the closed form computes; the backward reuses it.
 
-    Per-point quantities are rows ``(..., k, N)``, per-problem ones columns
-    ``(..., k, 1)``, so that they broadcast against each other.
+    Plane-major: a per-point quantity with ``k`` components is ``(k, ..., N)``, a
+    per-problem one ``(k, ..., 1)`` (``(..., N)`` and ``(..., 1)`` for one component
+    that needs no stacking), so that they broadcast against each other and every
+    element-wise op runs over whole contiguous planes.
     """
 
-    translation: Tensor  # (..., 3, 1) the closed-form solution (not yet masked)
-    valid: Tensor  # (..., 1, 1) bool
-    planes: Tensor  # (..., 4, N) x, y (normalised image coordinates), b = (X, Y) - Z (x, y)
-    Z: Tensor  # (..., 1, N) depth of the used points relative to the root
-    means: Tensor  # (..., 4, 1) weighted means of the planes
-    pivot: Tensor  # (..., 1, 1) D_lambda, made safe where ill-conditioned
-    omega: Tensor | float  # (..., 1, N) w² / Σw², zero for unused points (1 / N without weights)
-    weight_factor: Tensor | None  # (..., 1, N) d omega_i / d w_i = 2 w_i / Σw², on request
+    translation: Tensor  # (3, ..., 1) the closed-form solution (not yet masked)
+    valid: Tensor  # (1, ..., 1) bool
+    planes: Tensor  # (4, ..., N) x, y (normalised image coordinates), b = (X, Y) - Z (x, y)
+    Z: Tensor  # (..., N) depth of the used points relative to the root
+    means: Tensor  # (4, ..., 1) weighted means of the planes
+    pivot: Tensor  # (1, ..., 1) D_lambda, made safe where ill-conditioned
+    omega: Tensor | float  # (..., N) w² / Σw², zero for unused points (1 / N without weights)
+    weight_factor: Tensor | None  # (..., N) d omega_i / d w_i = 2 w_i / Σw², on request
 
 
 #: The smallest positive subnormal of each dtype: the floor of the weights' scale, so
 #: that all-zero weights give zeros (not NaN) while any non-zero scale is kept exactly.
 _SMALLEST = {dtype: torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
              for dtype in (torch.float32, torch.float64)}  # fmt: skip
+
+
+def _columns(prior: Tensor) -> Tensor:
+    """A `(..., 3)` vector as the column `(3, ..., 1)` of the plane-major state."""
+    return prior.movedim(-1, 0).unsqueeze(-1)
 
 
 def _closed_form(
@@ -154,46 +167,50 @@ def _closed_form(
 
     ``points2d``, ``points3d`` and ``weights`` share their batch shape; ``intrinsics``
     and ``prior`` broadcast against it. Every step works on whole planes: the op
-    count, not the arithmetic, is the cost of a small batch.
+    count, not the arithmetic, is the cost of a small batch, and ops over contiguous
+    planes (never along a short last dimension) the cost of a large one.
     """
-    fx, skew, cx, k10, fy, cy = intrinsics.flatten(-2)[..., :6, None, None].unbind(-3)
-    points = torch.cat((points2d, points3d), -1)
+    fx, skew, cx, k10, fy, cy = intrinsics.flatten(-2)[..., :6, None].unbind(-2)
+    u, v = points2d.unbind(-1)
+    X, Y, Z = points3d.unbind(-1)
+    y = (v - cy) / fy
+    x = torch.addcmul(u - cx, skew, y, value=-1.0) / fx
+    # (5, ..., N): x, y (normalised image coordinates), b = (X, Y) - Z (x, y) (metres), Z.
+    planes = torch.stack((x, y, torch.addcmul(X, Z, x, value=-1.0), torch.addcmul(Y, Z, y, value=-1.0), Z))  # fmt: skip
     if weights is None:
-        omega: Tensor | float = 1.0 / points.shape[-2]
+        omega: Tensor | float = 1.0 / planes.shape[-1]
+        means = planes[:4].mean(-1, keepdim=True)
     else:
-        # Unused points are zeros from here on, whatever they held.
-        row = weights.unsqueeze(-2)
-        points = points.masked_fill((row == 0).transpose(-1, -2), 0.0)
+        # Unused points are zeros from here on, whatever they held. (Their raw
+        # coordinates may be NaN: the autograd paths mask those first, see _drop_unused.)
+        planes = torch.where(weights == 0, 0.0, planes)
         # Divided by the largest magnitude first: no over- or underflow of w².
-        scale = row.abs().amax(-1, keepdim=True).clamp(min=_SMALLEST[row.dtype])
-        normalised = row / scale
+        scale = weights.abs().amax(-1, keepdim=True).clamp(min=_SMALLEST[weights.dtype])
+        normalised = weights / scale
         squared = normalised * normalised
         # Σ >= 1 when any weight is non-zero (the largest is exactly 1): the floor
         # only turns all-zero weights into omega = 0.
         total = squared.sum(-1, keepdim=True).clamp(min=1.0)
         omega = squared / total
-    u, v, X, Y, Z = points.transpose(-1, -2).split(1, -2)
-    y = (v - cy) / fy
-    x = torch.addcmul(u - cx, skew, y, value=-1.0) / fx
-    # b_i = (X_i, Y_i) - Z_i (x_i, y_i), metres
-    planes = torch.cat((x, y, torch.addcmul(X, Z, x, value=-1.0), torch.addcmul(Y, Z, y, value=-1.0)), -2)  # fmt: skip
-    if weights is None:
-        means = planes.mean(-1, keepdim=True)
-    else:
-        means = (planes * omega).sum(-1, keepdim=True)
+        means = (planes[:4] * omega).sum(-1, keepdim=True)
+    Z = planes[4]
+    planes = planes[:4]
     centred = planes - means
-    weighted = centred[..., :2, :] * omega
-    # [Σ omega |δx|², Σ omega δx·δb] from one product of (δx, δy, δbx, δby) by ω (δx, δy).
-    pivot, numerator = (centred.unflatten(-2, (2, 2)) * weighted.unsqueeze(-3)).sum((-2, -1)).unsqueeze(-1).split(1, -2)  # fmt: skip
-    mean_xy, mean_b = means.split(2, -2)
-    rho2 = (mean_xy * mean_xy).sum(-2, keepdim=True)
+    centred_xy = centred[:2]
+    weighted = centred_xy * omega
+    # Σ omega |δx|² and Σ omega δx·δb, (1, ..., 1) each.
+    pivot = (weighted * centred_xy).sum((0, -1), keepdim=True)
+    numerator = (weighted * centred[2:]).sum((0, -1), keepdim=True)
+    mean_xy, mean_b = means[:2], means[2:]
+    rho2 = (mean_xy * mean_xy).sum(0, keepdim=True)
+    prior_col = None if prior is None else _columns(prior)
     if damping > 0:
         mu = 1.0 + damping
         pivot = pivot + (damping + damping / mu * rho2)
-        pull = mean_b if prior is None else mean_b + prior[..., :2, None]
-        numerator = numerator + damping / mu * (mean_xy * pull).sum(-2, keepdim=True)
-        if prior is not None:
-            numerator = torch.add(numerator, prior[..., 2:, None], alpha=damping)
+        pull = mean_b if prior_col is None else mean_b + prior_col[:2]
+        numerator = numerator + damping / mu * (mean_xy * pull).sum(0, keepdim=True)
+        if prior_col is not None:
+            numerator = torch.add(numerator, prior_col[2:], alpha=damping)
     # Relative pivot test. fx, fy and K[1, 0] enter through a zero that is NaN when one
     # of them is not finite (an infinite focal length would otherwise give x = 0).
     tolerance = torch.finfo(x.dtype).eps * CONDITION_TOLERANCE_EPS
@@ -204,8 +221,8 @@ def _closed_form(
     tz = numerator / pivot
     txy = torch.addcmul(-mean_b, mean_xy, tz)
     if damping > 0:
-        txy = (txy if prior is None else torch.add(txy, prior[..., :2, None], alpha=damping)) / mu
-    translation = torch.cat((txy, tz), -2)
+        txy = (txy if prior_col is None else torch.add(txy, prior_col[:2], alpha=damping)) / mu
+    translation = torch.cat((txy, tz))
     # In front of the camera: the root and every used point (unused ones have Z = 0),
     # by a margin relative to the root's depth (collapsed points sit at depth ~0). The
     # comparisons are False for NaN and for an infinite depth: any NaN/Inf that was
@@ -218,6 +235,27 @@ def _closed_form(
     if weight_factor and weights is not None:
         factor = normalised / scale / (0.5 * total)  # (scale may be subnormal)
     return _State(translation, valid, planes, Z, means, pivot, omega, factor)
+
+
+def _drop_unused(inputs: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
+    """The inputs with the points of zero weight replaced by zeros.
+
+    The closed form replaces those points' planes, which is enough for its values and
+    for the analytic backward; a path that differentiates the closed form with
+    autograd masks the raw coordinates too, so that a NaN they hold never meets the
+    zero gradient of a replaced plane.
+    """
+    points3d, points2d, intrinsics, weights, prior = inputs
+    if weights is None:
+        return inputs
+    drop = (weights == 0).unsqueeze(-1)
+    return (
+        points3d.masked_fill(drop, 0.0),
+        points2d.masked_fill(drop, 0.0),
+        intrinsics,
+        weights,
+        prior,
+    )
 
 
 class _WeightedDLT(torch.autograd.Function):
@@ -254,7 +292,8 @@ class _WeightedDLT(torch.autograd.Function):
         points3d, points2d, intrinsics, weights, prior, *saved = ctx.saved_tensors
         damping = ctx.damping
         if torch.is_grad_enabled():  # double backward: intermediates with their graph
-            s = _closed_form(points3d, points2d, intrinsics, weights, prior, damping, True)
+            inputs = _drop_unused((points3d, points2d, intrinsics, weights, prior))
+            s = _closed_form(*inputs, damping, True)
         elif ctx.weighted:
             s = _State(*saved)
         else:
@@ -264,8 +303,8 @@ class _WeightedDLT(torch.autograd.Function):
 
 def _answer(state: _State, prior: Tensor | None) -> Tensor:
     """The translation `(..., 3)`: the solution where valid, else the prior (or zeros)."""
-    fallback = 0.0 if prior is None else prior.unsqueeze(-1)
-    return torch.where(state.valid, state.translation, fallback).squeeze(-1)
+    fallback = 0.0 if prior is None else _columns(prior)
+    return torch.where(state.valid, state.translation, fallback).squeeze(-1).movedim(0, -1)
 
 
 def _backward(
@@ -283,65 +322,62 @@ def _backward(
     there instead.
     """
     valid, omega = s.valid, s.omega
-    g = torch.where(valid, grad_t.unsqueeze(-1), 0.0)
+    g = torch.where(valid, _columns(grad_t), 0.0)
     mu = 1.0 + damping
-    mean_xy = s.means[..., :2, :]
+    mean_xy = s.means[:2]
     # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-    gxy, gz = g.split(2, -2)
-    lz = ((mean_xy * gxy).sum(-2, keepdim=True) / mu + gz) / s.pivot
+    gxy, gz = g[:2], g[2:]
+    lz = ((mean_xy * gxy).sum(0, keepdim=True) / mu + gz) / s.pivot
     lxy = torch.addcmul(gxy, mean_xy, lz)
     if damping > 0:
         lxy = lxy / mu
-    txy, tz = s.translation.split(2, -2)
-    xy, b = s.planes.split(2, -2)
-    r = torch.addcmul(b + txy, xy, tz, value=-1.0)  # r = B - A t (x, y rows)
+    txy, tz = s.translation[:2], s.translation[2:]
+    xy, b = s.planes[:2], s.planes[2:]
+    r = torch.addcmul(b + txy, xy, tz, value=-1.0)  # r = B - A t (x, y planes)
     q = torch.addcmul(-lxy, xy, lz)  # q = A l
     grad_XY = omega * q
-    grad_Z = -(xy * grad_XY).sum(-2, keepdim=True)
+    grad_Z = -(xy * grad_XY).sum(0, keepdim=True)
     grad_xy = torch.addcmul((omega * lz) * r, s.Z + tz, grad_XY, value=-1.0)
-    grad_x, grad_y = grad_xy.split(1, -2)
     # Through K^-1: y = (v - cy) / fy, x = (u - cx - skew y) / fx.
-    fx, skew, _, _, fy = intrinsics.flatten(-2)[..., :5, None, None].unbind(-3)
-    grad_u = grad_x / fx
-    grad_v = torch.addcmul(grad_y, skew, grad_u, value=-1.0) / fy
+    fx, skew, _, _, fy = intrinsics.flatten(-2)[..., :5, None].unbind(-2)
+    grad_u = grad_xy[:1] / fx
+    grad_v = torch.addcmul(grad_xy[1:], skew, grad_u, value=-1.0) / fy
     rows = [grad_u, grad_v, grad_XY, grad_Z]
     if needs[3]:
         # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i).
-        grad_omega = (q * r).sum(-2, keepdim=True)
+        grad_omega = (q * r).sum(0, keepdim=True)
         mean = (omega * grad_omega).sum(-1, keepdim=True)
         rows.append(s.weight_factor * (grad_omega - mean))
-    # One mask for every point gradient: (..., 5 or 6, N), zero where invalid.
-    grads = torch.where(valid, torch.cat(rows, -2), 0.0)
+    # One mask for every point gradient: (5 or 6, ..., N), zero where invalid.
+    grads = torch.where(valid, torch.cat(rows), 0.0)
     outputs: list[Tensor | None] = [None] * 6
     if needs[0]:
-        outputs[0] = grads[..., 2:5, :].transpose(-1, -2)
+        outputs[0] = grads[2:5].movedim(0, -1)
     if needs[1]:
-        outputs[1] = grads[..., :2, :].transpose(-1, -2)
+        outputs[1] = grads[:2].movedim(0, -1)
     if needs[3]:
-        outputs[3] = grads[..., 5, :]
+        outputs[3] = grads[5]
     if needs[2]:
         # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
-        uv = grads[..., :2, :]
-        top = torch.cat(((uv @ xy.transpose(-1, -2)), uv.sum(-1, keepdim=True)), -1).triu()
-        top = torch.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
+        uv = grads[:2].movedim(0, -2)
+        top = torch.cat(((uv @ xy.movedim(0, -1)), uv.sum(-1, keepdim=True)), -1).triu()
+        top = torch.where(valid[0, ..., None], top, 0.0)  # (x, y of an invalid problem may be NaN)
         grad_k = torch.nn.functional.pad(-top, (0, 0, 0, 1))
         outputs[2] = grad_k.sum_to_size(intrinsics.shape)
     if needs[4]:
         if damping > 0:
-            grad_prior = torch.where(
-                valid, damping * torch.cat((lxy, lz), -2), grad_t.unsqueeze(-1)
-            )
-            grad_prior = grad_prior.squeeze(-1)
+            grad_prior = torch.where(valid, damping * torch.cat((lxy, lz)), _columns(grad_t))
+            grad_prior = grad_prior.squeeze(-1).movedim(0, -1)
         else:
-            grad_prior = grad_t.masked_fill(valid.squeeze(-1), 0.0)
+            grad_prior = grad_t.masked_fill(valid[0], 0.0)
         outputs[4] = grad_prior.sum_to_size(prior.shape)
     return tuple(outputs)
 
 
 def _covariance(state: _State, damping: float, num_points: int) -> Tensor:
     """Covariance `(..., 3, 3)` from the (sanitised) state, differentiable by autograd."""
-    txy, tz = state.translation.split(2, -2)
-    xy, b = state.planes.split(2, -2)
+    txy, tz = state.translation[:2], state.translation[2:]
+    xy, b = state.planes[:2], state.planes[2:]
     r = torch.addcmul(b + txy, xy, tz, value=-1.0)
     omega = state.omega
     if isinstance(omega, Tensor):
@@ -349,21 +385,21 @@ def _covariance(state: _State, damping: float, num_points: int) -> Tensor:
         dof = (2.0 * count - 3.0).clamp(min=1.0)
     else:
         dof = max(2.0 * num_points - 3.0, 1.0)
-    sigma2 = (omega * (r * r)).sum((-2, -1), keepdim=True) / dof
-    sigma2 = torch.where(state.valid, sigma2, 0.0)  # the covariance is zero where invalid
+    sigma2 = (omega * (r * r)).sum((0, -1), keepdim=True)[0] / dof
+    sigma2 = torch.where(state.valid[0], sigma2, 0.0)  # the covariance is zero where invalid
     # covariance = σ̂² M^-1 = (σ̂² / S) (diag(1, 1, 0) / mu + u u^T / D) with
     # u = (x̄/mu, ȳ/mu, 1), assembled from its six distinct entries.
     mu = 1.0 + damping
-    mean_x, mean_y = state.means[..., :2, :].split(1, -2)
+    mean_x, mean_y = state.means[0], state.means[1]
     ux, uy, diagonal = mean_x / mu, mean_y / mu, sigma2 / mu
-    zz = sigma2 / state.pivot
+    zz = sigma2 / state.pivot[0]
     xz = zz * ux
     yz = zz * uy
     xx = torch.addcmul(diagonal, xz, ux)
     xy_ = xz * uy
     yy = torch.addcmul(diagonal, yz, uy)
     entries = torch.cat((xx, xy_, xz, xy_, yy, yz, xz, yz, zz), -1)
-    return entries.squeeze(-2).unflatten(-1, (3, 3))
+    return entries.unflatten(-1, (3, 3))
 
 
 def _pixel_residuals(
@@ -560,9 +596,9 @@ def solve_translation(
         valid = state.valid
         translation = _answer(state, inputs[4])
     covariance = residuals = None
-    valid = valid.reshape(valid.shape[:-2])
+    valid = valid.view(valid.shape[1:-1])
     if return_covariance:
-        sanitised = _sanitised(inputs, valid)
+        sanitised = _sanitised(_drop_unused(inputs), valid)
         covariance = _covariance(_closed_form(*sanitised, damping), damping, inputs[1].shape[-2])
     if return_residuals:
         residuals = _pixel_residuals(*inputs[:3], translation, valid)
@@ -625,4 +661,4 @@ def solve_translation_naive(
         True
     """
     inputs, _, _ = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
-    return _answer(_closed_form(*inputs, float(damping)), inputs[4])
+    return _answer(_closed_form(*_drop_unused(inputs), float(damping)), inputs[4])
