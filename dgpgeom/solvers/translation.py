@@ -139,6 +139,7 @@ class _State(NamedTuple):
     Z: Tensor  # (..., N) depth of the used points relative to the root
     means: Tensor  # (4, ..., 1) weighted means of the planes
     pivot: Tensor  # (1, ..., 1) D_lambda, made safe where ill-conditioned
+    intrinsics: Tensor  # (..., 6, 1) the upper two rows of K, as columns
     omega: Tensor | float  # (..., N) w² / Σw², zero for unused points (1 / N without weights)
     weight_factor: Tensor | None  # (..., N) d omega_i / d w_i = 2 w_i / Σw², on request
 
@@ -170,7 +171,8 @@ def _closed_form(
     count, not the arithmetic, is the cost of a small batch, and ops over contiguous
     planes (never along a short last dimension) the cost of a large one.
     """
-    fx, skew, cx, k10, fy, cy = intrinsics.flatten(-2)[..., :6, None].unbind(-2)
+    k = intrinsics.flatten(-2)[..., :6, None]
+    fx, skew, cx, k10, fy, cy = k.unbind(-2)
     u, v = points2d.unbind(-1)
     X, Y, Z = points3d.unbind(-1)
     y = (v - cy) / fy
@@ -234,7 +236,7 @@ def _closed_form(
     factor = None
     if weight_factor and weights is not None:
         factor = normalised / scale / (0.5 * total)  # (scale may be subnormal)
-    return _State(translation, valid, planes, Z, means, pivot, omega, factor)
+    return _State(translation, valid, planes, Z, means, pivot, k, omega, factor)
 
 
 def _drop_unused(inputs: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
@@ -297,7 +299,7 @@ class _WeightedDLT(torch.autograd.Function):
         elif ctx.weighted:
             s = _State(*saved)
         else:
-            s = _State(*saved[:6], 1.0 / points2d.shape[-2], None)
+            s = _State(*saved[:7], 1.0 / points2d.shape[-2], None)
         return _backward(s, grad_translation, intrinsics, prior, damping, ctx.needs_input_grad)
 
 
@@ -327,27 +329,29 @@ def _backward(
     mean_xy = s.means[:2]
     # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
     gxy, gz = g[:2], g[2:]
-    lz = ((mean_xy * gxy).sum(0, keepdim=True) / mu + gz) / s.pivot
-    lxy = torch.addcmul(gxy, mean_xy, lz)
     if damping > 0:
-        lxy = lxy / mu
+        lz = ((mean_xy * gxy).sum(0, keepdim=True) / mu + gz) / s.pivot
+        lxy = torch.addcmul(gxy, mean_xy, lz) / mu
+    else:
+        lz = ((mean_xy * gxy).sum(0, keepdim=True) + gz) / s.pivot
+        lxy = torch.addcmul(gxy, mean_xy, lz)
     txy, tz = s.translation[:2], s.translation[2:]
     xy, b = s.planes[:2], s.planes[2:]
     r = torch.addcmul(b + txy, xy, tz, value=-1.0)  # r = B - A t (x, y planes)
-    q = torch.addcmul(-lxy, xy, lz)  # q = A l
-    grad_XY = omega * q
-    grad_Z = -(xy * grad_XY).sum(0, keepdim=True)
-    grad_xy = torch.addcmul((omega * lz) * r, s.Z + tz, grad_XY, value=-1.0)
+    q = torch.addcmul(lxy, xy, lz, value=-1.0)  # q = -A l
+    minus_grad_XY = omega * q
+    grad_Z = (xy * minus_grad_XY).sum(0, keepdim=True)
+    grad_xy = torch.addcmul((omega * lz) * r, s.Z + tz, minus_grad_XY)
     # Through K^-1: y = (v - cy) / fy, x = (u - cx - skew y) / fx.
-    fx, skew, _, _, fy = intrinsics.flatten(-2)[..., :5, None].unbind(-2)
+    fx, skew, _, _, fy, _ = s.intrinsics.unbind(-2)
     grad_u = grad_xy[:1] / fx
     grad_v = torch.addcmul(grad_xy[1:], skew, grad_u, value=-1.0) / fy
-    rows = [grad_u, grad_v, grad_XY, grad_Z]
+    rows = [grad_u, grad_v, -minus_grad_XY, grad_Z]
     if needs[3]:
-        # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i).
-        grad_omega = (q * r).sum(0, keepdim=True)
-        mean = (omega * grad_omega).sum(-1, keepdim=True)
-        rows.append(s.weight_factor * (grad_omega - mean))
+        # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
+        minus_grad_omega = (q * r).sum(0, keepdim=True)
+        minus_mean = (omega * minus_grad_omega).sum(-1, keepdim=True)
+        rows.append(s.weight_factor * (minus_mean - minus_grad_omega))
     # One mask for every point gradient: (5 or 6, ..., N), zero where invalid.
     grads = torch.where(valid, torch.cat(rows), 0.0)
     outputs: list[Tensor | None] = [None] * 6
@@ -359,10 +363,10 @@ def _backward(
         outputs[3] = grads[5]
     if needs[2]:
         # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
-        uv = grads[:2].movedim(0, -2)
-        top = torch.cat(((uv @ xy.movedim(0, -1)), uv.sum(-1, keepdim=True)), -1).triu()
-        top = torch.where(valid[0, ..., None], top, 0.0)  # (x, y of an invalid problem may be NaN)
-        grad_k = torch.nn.functional.pad(-top, (0, 0, 0, 1))
+        uv = grads[:2].unsqueeze(1)
+        top = torch.cat(((uv * xy).sum(-1), uv.sum(-1)), 1)  # (2, 3, ...)
+        top = torch.where(valid[..., 0], top, 0.0)  # (x, y of an invalid problem may be NaN)
+        grad_k = torch.nn.functional.pad(-top.movedim((0, 1), (-2, -1)).triu(), (0, 0, 0, 1))
         outputs[2] = grad_k.sum_to_size(intrinsics.shape)
     if needs[4]:
         if damping > 0:
