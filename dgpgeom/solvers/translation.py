@@ -198,11 +198,11 @@ def _closed_form(
     Z = planes[4]
     planes = planes[:4]
     centred = planes - means
-    centred_xy = centred[:2]
-    weighted = centred_xy * omega
-    # Σ omega |δx|² and Σ omega δx·δb, (1, ..., 1) each.
-    pivot = (weighted * centred_xy).sum((0, -1), keepdim=True)
-    numerator = (weighted * centred[2:]).sum((0, -1), keepdim=True)
+    weighted = centred[:2] * omega
+    # Σ omega |δx|² and Σ omega δx·δb, (1, ..., 1) each, from one product of
+    # ((δx, δy), (δbx, δby)) by omega (δx, δy), summed over the points first.
+    products = centred.view(2, 2, *centred.shape[1:]) * weighted
+    pivot, numerator = products.sum(-1, keepdim=True).sum(1, keepdim=True).unbind(0)
     mean_xy, mean_b = means[:2], means[2:]
     rho2 = (mean_xy * mean_xy).sum(0, keepdim=True)
     prior_col = None if prior is None else _columns(prior)
