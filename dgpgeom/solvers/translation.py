@@ -306,7 +306,8 @@ class _WeightedDLT(torch.autograd.Function):
 def _answer(state: _State, prior: Tensor | None) -> Tensor:
     """The translation `(..., 3)`: the solution where valid, else the prior (or zeros)."""
     fallback = 0.0 if prior is None else _columns(prior)
-    return torch.where(state.valid, state.translation, fallback).squeeze(-1).movedim(0, -1)
+    answer = torch.where(state.valid, state.translation, fallback)
+    return answer.squeeze(-1).movedim(0, -1).contiguous()
 
 
 def _backward(
