@@ -1,20 +1,21 @@
 """Regenerate the demo's bundled sample (``examples/data/synthetic_hand.*``).
 
-Renders a small synthetic set (the shipped model's depth range) with a seed used by neither the training set (seed 0)
-nor the test set (seed 1), and copies one sample's image with its intrinsics,
-ground-truth keypoints and hand box (the box a detector would give: the tight box of
-the projected hand, squared and scaled by 1.3, as the evaluation crops use).
+Copies one held-out image with its intrinsics, ground-truth camera-space keypoints
+and hand box (the tight square box of the projected hand, as a detector would give
+it; the model's crop scales it by its own ``data.box_scale``). The bundled sample is
+the held-out image on which the shipped model's camera-space error is the median,
+picked from the per-sample errors that ``handdgp baselines --out`` writes:
 
-    python examples/make_demo_sample.py
+    handdgp make-data --out data/synthetic/test --num 1024 --seed 9001
+    handdgp baselines full --data data/synthetic/test --out baselines.json
+    python examples/make_demo_sample.py --data data/synthetic/test --median-of baselines.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +23,44 @@ import numpy as np
 from handdgp.data import SyntheticHandDataset
 from handdgp.data.crops import hand_box
 
-SEED, NUM, INDEX = 7, 16, 1
 OUT = Path(__file__).resolve().parent / "data"
+TEST_SET = "handdgp make-data --out data/synthetic/test --num 1024 --seed 9001"
+
+
+def median_sample(errors_json: Path, name: str) -> int:
+    """Index of the held-out sample on which ``name``'s camera-space MJE is the median."""
+    per_sample = json.loads(errors_json.read_text())["per_sample"]
+    if name not in per_sample:
+        raise SystemExit(f"error: --name {name!r} not in {errors_json} (has: {', '.join(per_sample)})")
+    errors = np.asarray(per_sample[name]["cs_mje_mm"])
+    return int(np.argsort(errors)[len(errors) // 2])
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            "make-data",
-            "--out",
-            tmp,
-            "--num",
-            str(NUM),
-            "--seed",
-            str(SEED),
-            "--depth-range",  # the shipped model's training range
-            "0.4",
-            "0.8",
-            "--no-progress",
-        ]
-        subprocess.run([sys.executable, "-m", "handdgp.cli", *command], check=True)
-        sample = SyntheticHandDataset(tmp, load_masks=False)[INDEX]
-        intrinsics = sample.intrinsics.astype(np.float64)
-        keypoints = sample.keypoints3d.astype(np.float64)
-        vertices = sample.vertices.astype(np.float64)
-        points = np.concatenate([keypoints, vertices])
-        projected = points @ intrinsics.T
-        box = hand_box(projected[:, :2] / projected[:, 2:], 1.3)
-        OUT.mkdir(exist_ok=True)
-        shutil.copy(Path(tmp) / "training" / "rgb" / f"{INDEX:08d}.jpg", OUT / "synthetic_hand.jpg")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="held-out set directory")
+    choice = parser.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--index", type=int, help="sample to bundle")
+    choice.add_argument("--median-of", type=Path, help="`handdgp baselines --out` JSON")
+    parser.add_argument("--name", default="full", help="model in --median-of to use")
+    args = parser.parse_args()
+
+    index = args.index if args.index is not None else median_sample(args.median_of, args.name)
+    sample = SyntheticHandDataset(args.data, load_masks=False)[index]
+    intrinsics = sample.intrinsics.astype(np.float64)
+    keypoints = sample.keypoints3d.astype(np.float64)
+    points = np.concatenate([keypoints, sample.vertices.astype(np.float64)])
+    projected = points @ intrinsics.T
+    box = hand_box(projected[:, :2] / projected[:, 2:], 1.0)
+    OUT.mkdir(exist_ok=True)
+    shutil.copy(args.data / "training" / "rgb" / f"{index:08d}.jpg", OUT / "synthetic_hand.jpg")
+    why = (
+        "the held-out sample with the median camera-space error of the shipped model"
+        if args.median_of
+        else "a held-out sample"
+    )
     record = {
-        "recipe": f"handdgp make-data --out DIR --num {NUM} --seed {SEED} --depth-range 0.4 0.8; "
-        f"sample {INDEX}",
+        "recipe": f"{TEST_SET}; sample {index}, {why}",
         "image": "synthetic_hand.jpg",
         "intrinsics": intrinsics.round(6).tolist(),
         "box": box.round(3).tolist(),
@@ -61,7 +68,7 @@ def main() -> None:
     }
     lines = ",\n".join(f" {json.dumps(key)}: {json.dumps(value)}" for key, value in record.items())
     (OUT / "synthetic_hand.json").write_text("{\n" + lines + "\n}\n")
-    print(f"wrote {OUT / 'synthetic_hand.jpg'} and {OUT / 'synthetic_hand.json'}")
+    print(f"sample {index}: wrote {OUT / 'synthetic_hand.jpg'} and {OUT / 'synthetic_hand.json'}")
 
 
 if __name__ == "__main__":

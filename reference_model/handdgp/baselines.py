@@ -239,6 +239,8 @@ def baselines_command(args: Any) -> int:
         crops = torch.utils.data.Subset(crops, indices)
         errors = model_errors(loaded.model, crops, batch_size=args.batch_size)
         name = loaded.config.name
+        if name in per_sample:  # two checkpoints of one experiment: name them by file
+            name = f"{name} [{checkpoint}]"
         rows[f"{name} (all)"] = summarise(errors)
         if detected is not None:
             rows[f"{name} (MediaPipe-detected)"] = summarise(errors, detected)

@@ -1,5 +1,7 @@
 """The baseline rows: constant hand, per-sample model errors, the table."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -77,3 +79,18 @@ def test_command_requires_the_data(flag, capsys):
         main(["baselines"])
     assert exit_info.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_two_checkpoints_of_one_experiment_get_two_rows(synthetic_set, capsys, tmp_path):
+    from handdgp.loading import resolve_checkpoint
+
+    out = tmp_path / "rows.json"
+    shipped = str(resolve_checkpoint("full"))
+    code = main(["baselines", "full", shipped, "--data", str(synthetic_set), "--max-samples", "4",
+                 "--out", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert set(rows["per_sample"]) == {"full", f"full [{shipped}]"}
+    first, second = rows["per_sample"].values()
+    assert first["cs_mje_mm"] == second["cs_mje_mm"]  # the same weights, scored the same
+    assert len(first["cs_mje_mm"]) == 4
