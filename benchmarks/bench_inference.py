@@ -6,13 +6,13 @@ Run from the repository root:
 
 Two measurements, each at batch 1 and batch 32, in images per second:
 
-- ``network``: one forward pass of the default-sized network (``NetConfig()``, the
-  model's input size) on ready crops, including the DGP translation solve;
+- ``network``: one forward pass of the shipped network (the ``full`` checkpoint's
+  architecture and weights, at its input size) on ready crops, including the DGP
+  translation solve;
 - ``end-to-end``: :func:`handdgp.predict.predict_batch` on 640x480 uint8 images:
   perspective rectification, the network, and the maps back to the original camera.
 
-Each figure is the median over ``--repeats`` timed runs after warm-up runs. The
-network is built on the packaged hand template. Weights are random: throughput does not depend on them.
+Each figure is the median over ``--repeats`` timed runs after warm-up runs.
 Results are printed as markdown and written as JSON and markdown under
 ``benchmarks/results/``.
 """
@@ -37,15 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import cpu_model  # noqa: E402
 
-from handdgp.config import ExperimentConfig  # noqa: E402
-from handdgp.loading import default_model_factory  # noqa: E402
+from handdgp.loading import load_model  # noqa: E402
 from handdgp.predict import predict_batch  # noqa: E402
 
 
-def build_model(config):
-    """(model, description of the mesh it was built on)."""
-    model, _ = default_model_factory(config)
-    return model, "the packaged hand template"
+def build_model():
+    """(model, its experiment config, a description of it): the shipped ``full`` network."""
+    loaded = load_model("full")
+    return loaded.model, loaded.config, f"the shipped `full` checkpoint (step {loaded.step})"
 
 
 def median_time(fn, repeats, warmup):
@@ -88,8 +87,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    config = ExperimentConfig()
-    model, mesh = build_model(config)
+    model, config, mesh = build_model()
     model.eval()
     size = config.net.image_size
     c = (size - 1) / 2.0
@@ -149,8 +147,8 @@ def main(argv=None):
         "## HandDGP reference network: inference throughput",
         "",
         f"CPU: {environment['cpu']}, {environment['threads']} thread(s), torch "
-        f"{environment['torch']}. Default network ({params / 1e6:.2f} M parameters, "
-        f"{size}x{size} input) built on {mesh}; random weights. Median of "
+        f"{environment['torch']}. Shipped network ({params / 1e6:.2f} M parameters, "
+        f"{size}x{size} input) from {mesh}. Median of "
         f"{args.repeats} runs after {args.warmup} warm-up runs. Load average at the end "
         f"of the run: {environment['load_average_1min']:.2f} (on {_cores()} cores): "
         "where it exceeds the cores, wall-clock figures include waiting for the CPU, and "
