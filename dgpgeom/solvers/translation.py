@@ -496,7 +496,7 @@ def _prepared(
         cast(points2d, (*batch, num_points, 2)),
         cast(intrinsics),
         cast(weights, (*batch, num_points)),
-        cast(prior),
+        cast(prior, (*batch, 3)),  # the plane-major state needs every batch dimension
     )
     return tensors, dtype, out_dtype
 

@@ -313,6 +313,18 @@ class TestSolveTranslation:
         )
         assert_solutions_close(TranslationSolution(*(t.flatten(0, 1) for t in nested)), flat, dtype)
 
+    def test_one_prior_for_a_batch(self, device, dtype):
+        """A `(3,)` prior broadcasts over the batch, in the answer and in its gradient."""
+        problem = make_problem(4, (2, 3), dtype=dtype, device=device)
+        prior = problem.translation[0, 0].clone().requires_grad_()
+        shared = solve_translation(*problem[:4], damping=0.01, prior=prior)
+        expanded_prior = prior.detach().expand(2, 3, 3).clone().requires_grad_()
+        expanded = solve_translation(*problem[:4], damping=0.01, prior=expanded_prior)
+        assert_solutions_close(shared, expanded, dtype)
+        shared.translation.sum().backward()
+        expanded.translation.sum().backward()
+        torch.testing.assert_close(prior.grad, expanded_prior.grad.sum((0, 1)))
+
     def test_intrinsics_and_points_broadcast_against_each_other(self, device, dtype):
         # points (A=2, 1, N, 2) against intrinsics (B=3, 3, 3): batch (2, 3).
         problem = make_problem(3, (2, 3), dtype=dtype, device=device)
