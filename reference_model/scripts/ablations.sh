@@ -37,6 +37,9 @@ for seed in $seeds; do
   for experiment in $experiments; do checkpoints+=("$out/$experiment-seed$seed/model.pt"); done
   handdgp evaluate "${checkpoints[@]}" --data "$test" --max-samples "$max_samples" \
     --out "$out/evaluation-seed$seed"
-  handdgp evaluate "$out/B2-seed$seed/model.pt" --positioning refine --data "$test" \
-    --max-samples "$max_samples" --out "$out/evaluation-B4-seed$seed"
+  case " $experiments " in
+    *" B2 "*)
+      handdgp evaluate "$out/B2-seed$seed/model.pt" --positioning refine --data "$test" \
+        --max-samples "$max_samples" --out "$out/evaluation-B4-seed$seed" ;;
+  esac
 done
