@@ -1,0 +1,42 @@
+"""reference_model/scripts/ablation_table.py: mean and range over seeds, B4 from refine."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "reference_model" / "scripts" / "ablation_table.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("ablation_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_evaluation(folder: Path, records: list[tuple[str, str, float]]) -> None:
+    folder.mkdir(parents=True)
+    results = [
+        {
+            "experiment": experiment,
+            "positioning": positioning,
+            "metrics": {"pa_mje_mm": cs / 10, "rs_mje_mm": cs / 2, "cs_mje_mm": cs,
+                        "auc_cs": 0.1, "valid_fraction": 1.0},
+        }
+        for experiment, positioning, cs in records
+    ]
+    (folder / "results.json").write_text(json.dumps({"data": "x", "results": results}))
+
+
+def test_groups_seeds_and_names_refined_b2_as_b4(tmp_path):
+    table = load_script()
+    write_evaluation(tmp_path / "evaluation-seed1", [("full", "dgp", 100.0), ("B2", "dgp", 150.0)])
+    write_evaluation(tmp_path / "evaluation-seed2", [("full", "dgp", 110.0), ("B2", "dgp", 160.0)])
+    write_evaluation(tmp_path / "evaluation-B4-seed1", [("B2", "refine", 500.0)])
+    runs = table.collect(tmp_path)
+    assert sorted(runs) == ["B2", "B4", "full"]
+    assert [m["cs_mje_mm"] for m in runs["full"]] == [100.0, 110.0]
+    lines = table.markdown(runs).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| full", "| B2", "| B4"]
+    assert "| full | 2 | 10.5 [10.0, 11.0] | 52.5 [50.0, 55.0] | 105.0 [100.0, 110.0] |" in lines[2]
+    assert "| B4 | 1 |" in lines[4]
