@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from handdgp.loading import default_dataset_factory, held_out_config, load_model
+from handdgp.net.heads import soft_argmax
 from handdgp.net.positioning import place_hand
 
 
@@ -29,8 +30,7 @@ def local_soft_argmax(log_prob: torch.Tensor, centres: torch.Tensor, radius: int
     near_y = (cells - (peak // size)[..., None]).abs() <= radius
     near_x = (cells - (peak % size)[..., None]).abs() <= radius
     prob = log_prob.exp() * (near_y[..., :, None] & near_x[..., None, :])
-    prob = prob / prob.sum((-2, -1), keepdim=True)
-    return torch.stack(((prob.sum(-2) * centres).sum(-1), (prob.sum(-1) * centres).sum(-1)), -1)
+    return soft_argmax(prob / prob.sum((-2, -1), keepdim=True), centres)
 
 
 def spread(points: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from torch.nn import functional
 
 from handdgp.net.sampling import sample_at_points
 
-__all__ = ["KeypointHead", "RootDepthHead", "WeightHead"]
+__all__ = ["KeypointHead", "RootDepthHead", "WeightHead", "soft_argmax"]
 
 
 class KeypointHead(nn.Module):
@@ -102,10 +102,17 @@ class KeypointHead(nn.Module):
             maps = functional.interpolate(maps, scale_factor=2.0, mode="bilinear")
             maps = maps + self.refine(torch.cat((up, early), dim=1))
         log_prob = maps.flatten(2).log_softmax(-1).unflatten(-1, maps.shape[-2:])
-        prob = log_prob.exp()
-        x = (prob.sum(-2) * self.centres).sum(-1)
-        y = (prob.sum(-1) * self.centres).sum(-1)
-        return torch.stack((x, y), dim=-1), log_prob
+        return soft_argmax(log_prob.exp(), self.centres), log_prob
+
+
+def soft_argmax(prob: Tensor, centres: Tensor) -> Tensor:
+    """Expected `(x, y)` of `(B, N, h, w)` cell probabilities (summing to one) -> `(B, N, 2)`.
+
+    ``centres``: `(w,)` pixel coordinate of each cell centre (the map is square).
+    """
+    x = (prob.sum(-2) * centres).sum(-1)
+    y = (prob.sum(-1) * centres).sum(-1)
+    return torch.stack((x, y), dim=-1)
 
 
 class WeightHead(nn.Module):
