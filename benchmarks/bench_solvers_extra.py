@@ -50,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _machine import cpu_model
+from peers import look_at
 
 from dgpgeom.solvers import (
     refine_translation,
@@ -103,18 +104,6 @@ def single_view_problems(
     }
 
 
-def _look_at(centres: torch.Tensor, targets: torch.Tensor, roll: torch.Tensor):
-    z = targets - centres
-    z = z / z.norm(dim=-1, keepdim=True)
-    up = torch.tensor([0.3, -1.0, 0.2], dtype=z.dtype).expand_as(z)
-    x = torch.linalg.cross(up, z, dim=-1)
-    x = x / x.norm(dim=-1, keepdim=True)
-    y = torch.linalg.cross(z, x, dim=-1)
-    c, s = roll.cos().unsqueeze(-1), roll.sin().unsqueeze(-1)
-    rotations = torch.stack((c * x - s * y, s * x + c * y, z), dim=-2)
-    return rotations, -(rotations @ centres.unsqueeze(-1)).squeeze(-1)
-
-
 def multiview_problems(
     batch: int,
     cameras: int = CAMERAS,
@@ -147,7 +136,7 @@ def multiview_problems(
     targets = translation.unsqueeze(-2) + (uniform(cameras, 3) - 0.5) * (
         2.0 * offcentre * distance.unsqueeze(-1)
     )
-    rotations, camera_translations = _look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
+    rotations, camera_translations = look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
     K = random_intrinsics((batch, cameras), (480, 640), generator=gen)
     camera = (points3d + translation.unsqueeze(-2)).unsqueeze(-3) @ rotations.mT
     camera = camera + camera_translations.unsqueeze(-2)

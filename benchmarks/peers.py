@@ -83,6 +83,22 @@ def _random_rotations(batch: int, generator: torch.Generator) -> torch.Tensor:
     ).reshape(batch, 3, 3)  # fmt: skip
 
 
+def look_at(centres: torch.Tensor, targets: torch.Tensor, roll: torch.Tensor):
+    """World-to-camera ``(R (..., 3, 3), t_c (..., 3))`` of cameras at ``centres``
+    looking at ``targets`` (both `(..., 3)` metres), rolled by ``roll`` `(...)` radians
+    about their optical axes. Shared by the multi-view benchmark and its tests.
+    """
+    z = targets - centres
+    z = z / z.norm(dim=-1, keepdim=True)
+    up = torch.tensor([0.3, -1.0, 0.2], dtype=z.dtype).expand_as(z)
+    x = torch.linalg.cross(up, z, dim=-1)
+    x = x / x.norm(dim=-1, keepdim=True)
+    y = torch.linalg.cross(z, x, dim=-1)
+    c, s = roll.cos().unsqueeze(-1), roll.sin().unsqueeze(-1)
+    rotations = torch.stack((c * x - s * y, s * x + c * y, z), dim=-2)
+    return rotations, -(rotations @ centres.unsqueeze(-1)).squeeze(-1)
+
+
 def make_problems(
     batch: int,
     *,

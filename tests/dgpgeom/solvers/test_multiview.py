@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dgpgeom import solve_translation
 from dgpgeom.solvers import MultiviewTranslationSolution, solve_translation_multiview
 from dgpgeom.testing import check_gradients, random_intrinsics, solve_translation_multiview_naive
+from tests.benchmarks._load import peers
 from tests.dgpgeom._solver_problems import raises_for
 
 F64 = torch.float64
@@ -43,20 +44,6 @@ class Rig(NamedTuple):
 
     def to(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> Rig:
         return Rig(*(t.to(dtype=dtype, device=device) for t in self))
-
-
-def look_at(centres: torch.Tensor, targets: torch.Tensor, roll: torch.Tensor):
-    """World-to-camera (R, t_c) of cameras at ``centres`` looking at ``targets``."""
-    z = targets - centres
-    z = z / z.norm(dim=-1, keepdim=True)
-    up = torch.tensor([0.3, -1.0, 0.2], dtype=z.dtype).expand_as(z)
-    x = torch.linalg.cross(up, z, dim=-1)
-    x = x / x.norm(dim=-1, keepdim=True)
-    y = torch.linalg.cross(z, x, dim=-1)
-    c, s = torch.cos(roll), torch.sin(roll)
-    x, y = c.unsqueeze(-1) * x - s.unsqueeze(-1) * y, s.unsqueeze(-1) * x + c.unsqueeze(-1) * y
-    rotations = torch.stack((x, y, z), dim=-2)
-    return rotations, -(rotations @ centres.unsqueeze(-1)).squeeze(-1)
 
 
 def make_rig(
@@ -97,7 +84,7 @@ def make_rig(
     targets = translation.unsqueeze(-2) + (uniform(cameras, 3) - 0.5) * (
         2.0 * offcentre * distance.unsqueeze(-1)
     )
-    rotations, camera_translations = look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
+    rotations, camera_translations = peers.look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
     intrinsics = random_intrinsics((*batch, cameras), (480, 640), generator=gen, dtype=F64)
     camera = (points3d + translation.unsqueeze(-2)).unsqueeze(-3) @ rotations.mT
     camera = camera + camera_translations.unsqueeze(-2)
