@@ -1054,3 +1054,36 @@ class TestSolveTranslationHonestValid:
         single = solve_translation(inputs[1][0], inputs[0][0], shared, inputs[2][0])
         (expected,) = torch.autograd.grad(single.translation.sum(), shared)
         torch.testing.assert_close(grad, expected)
+
+
+class TestArgumentFastPath:
+    """The cheap shape checks of ``solve_translation`` accept exactly what the full ones do."""
+
+    @PROPERTY
+    @given(data=st.data())
+    def test_agrees_with_the_full_checks(self, data):
+        from dgpgeom._core import check_single_view
+        from dgpgeom.solvers.translation import _batch_shape
+
+        def tensor(tail_options, dtypes=(torch.float32, torch.float64, torch.int64)):
+            batch = tuple(data.draw(st.lists(st.sampled_from([1, 2, 3]), max_size=2)))
+            tail = data.draw(st.sampled_from(tail_options))
+            return torch.zeros(batch + tail, dtype=data.draw(st.sampled_from(dtypes)))
+
+        n = data.draw(st.sampled_from([1, 2, 3]))
+        points3d = tensor([(n, 3), (n, 2), (3,), (2, n, 3)])
+        points2d = tensor([(n, 2), (n + 1, 2), (n, 3)])
+        intrinsics = tensor([(3, 3), (2, 3), (3,)])
+        weights = data.draw(st.none() | st.just(None).map(lambda _: tensor([(n,), (n + 1,), ()])))
+        prior = data.draw(st.none() | st.just(None).map(lambda _: tensor([(3,), (2,), ()])))
+        damping = data.draw(st.sampled_from([0.0, 1, 1e-3]))
+
+        def outcome(check):
+            try:
+                return check()
+            except (ShapeError, TypeError, ValueError) as error:
+                return type(error)
+
+        fast = outcome(lambda: _batch_shape(points3d, points2d, intrinsics, weights, prior, damping))
+        full = outcome(lambda: check_single_view(points3d, points2d, intrinsics, weights, prior=prior))
+        assert fast == full
