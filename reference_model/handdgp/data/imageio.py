@@ -179,29 +179,23 @@ def _entry_cuts(data: bytes, begin: int, end: int, size: int) -> list[int]:
     """Where to cut the JSON list ``data[begin : end + 1]`` into blocks of whole entries.
 
     Args:
-        data: JSON text (a bracket in a string may give a cut inside the string,
-            where the block before it does not parse).
+        data: JSON text.
         begin, end: the positions of the list's opening and closing bracket.
         size: the bytes wanted per block.
 
     Returns:
-        ``[begin, c1, ..., end]``: the brackets and commas between top-level
-        entries about ``size`` bytes apart, so ``data[a + 1 : b]`` for two
-        consecutive cuts holds whole entries. A cut is looked for where as many
-        closing brackets as open the first entry precede a comma (``]],`` for
-        entries of lists of lists), and kept where the bracket count since
-        ``begin`` says it lies between top-level entries.
+        ``[begin, c1, ..., end]``: commas about ``size`` bytes apart that follow
+        as many closing brackets as open the first entry (``]],`` for entries of
+        lists of lists). In a regular nested list these lie between top-level
+        entries, so ``data[a + 1 : b]`` for consecutive cuts holds whole entries;
+        in anything else a block may not parse, which sends the text to the
+        whole-file parse.
     """
     nesting = _OPENING.match(data, begin + 1).group().count(b"[")
     separator = re.compile(rb"\]\s*" * nesting + rb",")
-    cuts, depth, counted, start = [begin], 0, begin + 1, begin + size
-    while (match := separator.search(data, start, end)) is not None:
-        comma = match.end() - 1
-        depth += data.count(b"[", counted, comma) - data.count(b"]", counted, comma)
-        counted, start = comma, comma + 1
-        if depth == 0:
-            cuts.append(comma)
-            start = comma + size
+    cuts = [begin]
+    while (match := separator.search(data, cuts[-1] + size, end)) is not None:
+        cuts.append(match.end() - 1)
     return [*cuts, end]
 
 

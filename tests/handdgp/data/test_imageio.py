@@ -24,12 +24,12 @@ def _whole_file(path, dtype=np.float32):
 
 
 def _outcome(load, path, dtype):
-    """The array's dtype, shape and bytes, or the error's type and message."""
+    """The array's dtype, shape and bytes (values if objects), or the error's type and message."""
     try:
         array = load(path, dtype)
     except Exception as error:
         return type(error), str(error)
-    return array.dtype, array.shape, array.tobytes()
+    return array.dtype, array.shape, array.tolist() if array.dtype == object else array.tobytes()
 
 
 def _number_text(rng, value, kind):
@@ -128,6 +128,7 @@ TEXTS = {
     "extra data": "[1, 2] [3]",
     "number before": "0 [1, 2]",
     "number after": "[1, 2] 0",
+    "int64 and uint64": "[-1, 9223372036854775808]",
     "extra bracket": "[[1, 2]]]",
     "unclosed": "[[1, 2], [3, 4]",
     "unopened": "1, 2]",
@@ -138,7 +139,7 @@ TEXTS = {
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, None])
 @pytest.mark.parametrize("name", list(TEXTS))
 def test_other_texts_as_before(tmp_path, block_bytes, name, dtype):
     path = tmp_path / "values.json"
@@ -157,6 +158,11 @@ def test_other_encodings_as_before(tmp_path, block_bytes, data):
     assert _outcome(load_json_array, path, np.float32) == _outcome(_whole_file, path, np.float32)
 
 
+@pytest.mark.parametrize("text", ["[1, NaN]", "[[Infinity]]", "[null]", "[true]", '["1"]', "[{}]"])
+def test_only_plain_numbers_are_parsed_in_blocks(text):
+    assert imageio._blockwise_array(text.encode(), np.float32, 1) is None
+
+
 def test_errors_name_the_file(tmp_path):
     path = tmp_path / "values.json"
     path.write_text("[[1, 2], [3]]")
@@ -170,15 +176,16 @@ def test_errors_name_the_file(tmp_path):
         load_json_array(tmp_path / "missing.json")
 
 
-def _regular_file(tmp_path, count=200):
+def _regular_file(tmp_path, count=200, indent=None):
     values = np.random.default_rng(0).normal(0, 0.03, (count, 778, 3)).astype(np.float32)
     path = tmp_path / "verts.json"
-    path.write_text(json.dumps(values.tolist()))
+    path.write_text(json.dumps(values.tolist(), indent=indent))
     return path, values
 
 
-def test_regular_file_is_parsed_in_blocks(tmp_path, monkeypatch):
-    path, values = _regular_file(tmp_path)
+@pytest.mark.parametrize("indent", [None, 1])
+def test_regular_file_is_parsed_in_blocks(tmp_path, monkeypatch, indent):
+    path, values = _regular_file(tmp_path, indent=indent)
     texts = []
     loads = json.loads
 
