@@ -225,7 +225,7 @@ def _blockwise_array(data: bytes, dtype: Any, size: int) -> np.ndarray | None:
     Returns:
         The array, or None when ``data`` may be anything else (not one list
         between whitespace, a block :func:`_parse_block` refuses, blocks of
-        unequal entry shapes, a float ``dtype`` not asked for), so that the
+        unequal entry shapes) or ``dtype`` is not a float type, so that the
         caller parses the whole text and reports the problem as it always has.
     """
     if dtype is None or np.dtype(dtype).kind != "f":
