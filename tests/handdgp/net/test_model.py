@@ -89,3 +89,49 @@ class TestWarmStart:
         wider = NetConfig(image_size=64, width=0.25, decoder_channels=(32, 16), decoder="spiral")
         with pytest.raises(RuntimeError, match="size mismatch"):
             warm_start(HandDGPNet(wider, regressor, spirals, upsampling), toy_net().state_dict())
+
+
+class TestMixedPrecision:
+    """Under bf16 autocast only the encoder runs in bf16; everything after it in float32."""
+
+    @staticmethod
+    def hand_model_net():
+        from handdgp.config import ExperimentConfig
+        from handdgp.loading import default_model_factory
+
+        config = ExperimentConfig(name="tiny")
+        config.net = NetConfig(
+            image_size=64, width=0.125, depth=(1, 1, 1, 1), decoder_channels=(16, 8),
+            keypoint_stride=4,
+        )
+        torch.manual_seed(0)
+        return default_model_factory(config)[0].eval()
+
+    def test_outputs_are_float32_and_close_to_the_float32_forward(self):
+        net = self.hand_model_net()
+        images, K = torch.rand(2, 3, 64, 64), canonical_k(2)
+        with torch.no_grad():
+            exact = net(images, K)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mixed = net(images, K)
+        for name in ("keypoints2d", "vertices", "keypoints3d", "weights", "translation", "heatmaps"):
+            assert getattr(mixed, name).dtype == torch.float32, name
+        # Only the encoder's features carry bf16 rounding (~0.4 % relative).
+        assert (mixed.keypoints2d - exact.keypoints2d).abs().max() < 0.5  # crop pixels
+        assert (mixed.vertices - exact.vertices).abs().max() < 1e-3  # metres
+
+    def test_heads_run_no_bf16_op(self):
+        net = self.hand_model_net()
+        seen = []
+        hooks = [
+            module.register_forward_hook(
+                lambda m, i, o, name=name: seen.append((name, o.dtype)) if isinstance(o, torch.Tensor) else None
+            )
+            for name, module in net.named_modules()
+            if not name.startswith("encoder") and name
+        ]
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            net(torch.rand(1, 3, 64, 64), canonical_k(1))
+        for hook in hooks:
+            hook.remove()
+        assert seen and all(dtype == torch.float32 for _, dtype in seen), [s for s in seen if s[1] != torch.float32]
