@@ -8,31 +8,22 @@ The last test runs MediaPipe end to end and is skipped where it is not installed
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from tests._scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "how-to" / "mediapipe.md"
 FIXTURE = ROOT / "docs" / "how-to" / "data" / "mediapipe_hands.json"
 
 
-def _load_example():
-    path = ROOT / "examples" / "mediapipe_to_camera_space.py"
-    spec = importlib.util.spec_from_file_location("mediapipe_to_camera_space", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # NamedTuples need their module importable
-    spec.loader.exec_module(module)
-    return module
-
-
-ex = _load_example()
+ex = load_script("examples/mediapipe_to_camera_space.py")
 HANDS = json.loads(FIXTURE.read_text(encoding="utf-8"))["hands"]
 
 

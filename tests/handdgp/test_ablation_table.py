@@ -1,17 +1,11 @@
 """reference_model/scripts/ablation_table.py: mean and range over seeds, B4 from refine."""
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "reference_model" / "scripts" / "ablation_table.py"
+from tests._scripts import load_script
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("ablation_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "reference_model/scripts/ablation_table.py"
 
 
 def write_evaluation(folder: Path, records: list[tuple[str, str, float]]) -> None:
@@ -29,7 +23,7 @@ def write_evaluation(folder: Path, records: list[tuple[str, str, float]]) -> Non
 
 
 def test_groups_seeds_and_names_refined_b2_as_b4(tmp_path):
-    table = load_script()
+    table = load_script(SCRIPT)
     write_evaluation(tmp_path / "evaluation-seed1", [("full", "dgp", 100.0), ("B2", "dgp", 150.0)])
     write_evaluation(tmp_path / "evaluation-seed2", [("full", "dgp", 110.0), ("B2", "dgp", 160.0)])
     write_evaluation(tmp_path / "evaluation-B4-seed1", [("B2", "refine", 500.0)])

@@ -1,19 +1,13 @@
 """reference_model/scripts/compare_runs.py: per-step losses of two runs, window by window."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "reference_model" / "scripts" / "compare_runs.py"
+from tests._scripts import load_script
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "reference_model/scripts/compare_runs.py"
 
 
 def write_run(folder: Path, losses: list[float], first_step: int = 1) -> Path:
@@ -28,7 +22,7 @@ def write_run(folder: Path, losses: list[float], first_step: int = 1) -> Path:
 
 
 def test_means_over_windows_and_ratio(tmp_path, capsys):
-    script = load_script()
+    script = load_script(SCRIPT)
     a = write_run(tmp_path / "a", [1.0] * 10)
     b = write_run(tmp_path / "b", [1.0] * 6 + [2.0] * 4)
     assert script.main([str(a), str(b), "--steps", "10"]) == 0
@@ -41,7 +35,7 @@ def test_means_over_windows_and_ratio(tmp_path, capsys):
 
 
 def test_runs_from_different_steps_are_refused(tmp_path):
-    script = load_script()
+    script = load_script(SCRIPT)
     a = write_run(tmp_path / "a", [1.0] * 10)
     b = write_run(tmp_path / "b", [1.0] * 10, first_step=5)
     with pytest.raises(SystemExit, match="different steps"):
@@ -49,7 +43,7 @@ def test_runs_from_different_steps_are_refused(tmp_path):
 
 
 def test_too_few_steps_logged_is_refused(tmp_path):
-    script = load_script()
+    script = load_script(SCRIPT)
     a = write_run(tmp_path / "a", [1.0] * 10)
     with pytest.raises(SystemExit, match="10 training steps logged, --steps asks for 20"):
         script.main([str(a), str(a), "--steps", "20"])
