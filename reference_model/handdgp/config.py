@@ -227,6 +227,7 @@ LIMITS: dict[str, tuple | None] = {
     "net.depth": ("ints", 4, 1, 64),
     "net.keypoint_head": ("choice", ("heatmap", "regression")),
     "net.keypoint_stride": ("choice", (4, 8)),
+    "net.keypoint_context": ("bool",),
     "net.decoder_channels": ("ints", None, 1, 4096),
     "net.learned_weights": ("bool",),
     "net.positioning": ("choice", POSITIONING),

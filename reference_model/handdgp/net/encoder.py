@@ -23,11 +23,14 @@ class EncoderFeatures(NamedTuple):
         coarse: `(B, C_coarse, H/32, W/32)`, the latent sampled by the mesh decoder.
         early: `(B, C_early, H/4, W/4)`, the first stage's output, for a stride-4
             2D keypoint head.
+        middle: `(B, C_middle, H/16, W/16)`, the third stage's output, for the
+            keypoint head's top-down context.
     """
 
     fine: Tensor
     coarse: Tensor
     early: Tensor
+    middle: Tensor
 
 
 class _BasicBlock(nn.Module):
@@ -53,7 +56,7 @@ class _BasicBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Residual encoder returning stride-4, stride-8 and stride-32 features.
+    """Residual encoder returning stride-4, stride-8, stride-16 and stride-32 features.
 
     Args:
         width: channel multiplier of the ResNet-18 widths (64, 128, 256, 512).
@@ -78,6 +81,7 @@ class Encoder(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.early_channels = channels[0]
         self.fine_channels = channels[1]
+        self.middle_channels = channels[2]
         self.coarse_channels = channels[3]
 
     def forward(self, images: Tensor) -> EncoderFeatures:
@@ -85,5 +89,6 @@ class Encoder(nn.Module):
         x = self.stem(images)
         early = self.stages[0](x)
         fine = self.stages[1](early)
-        coarse = self.stages[3](self.stages[2](fine))
-        return EncoderFeatures(fine, coarse, early)
+        middle = self.stages[2](fine)
+        coarse = self.stages[3](middle)
+        return EncoderFeatures(fine, coarse, early, middle)

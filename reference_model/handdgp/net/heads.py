@@ -8,7 +8,7 @@ from torch.nn import functional
 
 from handdgp.net.sampling import sample_at_points
 
-__all__ = ["KeypointHead", "RootDepthHead", "WeightHead", "soft_argmax"]
+__all__ = ["KeypointHead", "RootDepthHead", "TopDownContext", "WeightHead", "soft_argmax"]
 
 
 class KeypointHead(nn.Module):
@@ -103,6 +103,45 @@ class KeypointHead(nn.Module):
             maps = maps + self.refine(torch.cat((up, early), dim=1))
         log_prob = maps.flatten(2).log_softmax(-1).unflatten(-1, maps.shape[-2:])
         return soft_argmax(log_prob.exp(), self.centres), log_prob
+
+
+class TopDownContext(nn.Module):
+    """Stride-8 features with the encoder's deeper stages added back (a top-down path).
+
+    The stride-8 features the 2D head reads come from the encoder's first two
+    stages: each cell has seen about 100 px of a 128 px crop, and nothing the
+    deeper stages worked out, so a heat map cannot tell well which finger a tip
+    belongs to and spreads over both. As in a feature pyramid (Lin et al. 2017),
+    the stride-16 and stride-32 features are projected to the stride-8 width by
+    1×1 convolutions, up-sampled bilinearly and summed, and a 3×3 convolution of
+    the sum is added to the stride-8 features. That convolution starts at zero,
+    so a keypoint head warm-started from one without context begins with the
+    same keypoints.
+
+    Args:
+        fine_channels, middle_channels, coarse_channels: channels of the
+            stride-8, stride-16 and stride-32 feature maps.
+    """
+
+    def __init__(self, fine_channels: int, middle_channels: int, coarse_channels: int) -> None:
+        super().__init__()
+        self.lateral_middle = nn.Conv2d(middle_channels, fine_channels, 1)
+        self.lateral_coarse = nn.Conv2d(coarse_channels, fine_channels, 1)
+        self.fuse = nn.Sequential(
+            nn.BatchNorm2d(fine_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(fine_channels, fine_channels, 3, 1, 1),
+        )
+        nn.init.zeros_(self.fuse[-1].weight)
+        nn.init.zeros_(self.fuse[-1].bias)
+
+    def forward(self, fine: Tensor, middle: Tensor, coarse: Tensor) -> Tensor:
+        """`(B, C, h, w)`, `(B, C_m, h/2, w/2)`, `(B, C_c, h/4, w/4)` -> `(B, C, h, w)`."""
+        top = functional.interpolate(self.lateral_coarse(coarse), scale_factor=4.0, mode="bilinear")
+        top = top + functional.interpolate(
+            self.lateral_middle(middle), scale_factor=2.0, mode="bilinear"
+        )
+        return fine + self.fuse(top)
 
 
 def soft_argmax(prob: Tensor, centres: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 import dgpgeom
 from handdgp.net.decoder import HandModelDecoder, MeshDecoder
 from handdgp.net.encoder import Encoder, EncoderFeatures
-from handdgp.net.heads import KeypointHead, RootDepthHead, WeightHead
+from handdgp.net.heads import KeypointHead, RootDepthHead, TopDownContext, WeightHead
 from handdgp.net.positioning import POSITIONING, place_hand
 
 __all__ = ["HandDGPNet", "HandPrediction", "NetConfig"]
@@ -31,6 +31,8 @@ class NetConfig:
         keypoint_head: ``"heatmap"`` (soft-argmax) or ``"regression"`` (MobRecon).
         keypoint_stride: 8 (heat maps on the stride-8 features) or 4 (refined with
             the encoder's stride-4 features; heat-map head only).
+        keypoint_context: add the encoder's stride-16 and stride-32 features to the
+            stride-8 features the 2D head reads (:class:`~handdgp.net.heads.TopDownContext`).
         decoder_channels: channels of the mesh decoder blocks, coarsest first.
         learned_weights: predict per-keypoint weights (False: all ones, ablation A3).
         decoder: ``"hand_model"`` (an MLP to joint rotations and shape, skinned by
@@ -46,6 +48,7 @@ class NetConfig:
     depth: tuple[int, ...] = (2, 2, 2, 2)
     keypoint_head: str = "heatmap"
     keypoint_stride: int = 8
+    keypoint_context: bool = False
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32)
     learned_weights: bool = True
     positioning: str = "dgp"
@@ -123,6 +126,15 @@ class HandDGPNet(nn.Module):
         self.register_buffer("pixel_std", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
         self.encoder = Encoder(config.width, tuple(config.depth))
         size = config.image_size
+        self.keypoint_context = (
+            TopDownContext(
+                self.encoder.fine_channels,
+                self.encoder.middle_channels,
+                self.encoder.coarse_channels,
+            )
+            if config.keypoint_context
+            else None
+        )
         self.keypoint_head = KeypointHead(
             self.encoder.fine_channels,
             num_keypoints,
@@ -185,7 +197,10 @@ class HandDGPNet(nn.Module):
 
     def _heads(self, features: EncoderFeatures, intrinsics: Tensor) -> HandPrediction:
         """Everything after the encoder: keypoints, mesh, weights and the placement."""
-        keypoints2d, heatmaps = self.keypoint_head(features.fine, features.early)
+        keypoint_features = features.fine
+        if self.keypoint_context is not None:
+            keypoint_features = self.keypoint_context(features.fine, features.middle, features.coarse)
+        keypoints2d, heatmaps = self.keypoint_head(keypoint_features, features.early)
         joint_rotations = None
         if isinstance(self.mesh_decoder, HandModelDecoder):
             vertices, keypoints3d, joint_rotations = self.mesh_decoder(

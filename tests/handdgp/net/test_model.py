@@ -76,6 +76,34 @@ class TestWarmStart:
         assert (source(images, K).keypoints2d - target(images, K).keypoints2d).abs().max() < 2.0
         assert target(images, K).heatmaps.shape[-1] == 16
 
+    def test_top_down_context_starts_from_the_model_without_it(self):
+        from handdgp.train import warm_start
+
+        torch.manual_seed(0)
+        source = toy_net(keypoint_stride=4).eval()
+        target = toy_net(keypoint_stride=4, keypoint_context=True).eval()
+        new, unused = warm_start(target, source.state_dict())
+        assert new and all(name.startswith("keypoint_context.") for name in new)
+        assert unused == []
+        images, K = torch.rand(2, 3, 64, 64), canonical_k(2)
+        with torch.no_grad():
+            assert torch.equal(source(images, K).keypoints2d, target(images, K).keypoints2d)
+
+    def test_top_down_context_carries_the_deep_features_once_trained(self):
+        torch.manual_seed(0)
+        net = toy_net(keypoint_context=True)
+        out = net(torch.rand(2, 3, 64, 64), canonical_k(2))
+        out.keypoints2d.sum().backward()
+        # The zero-initialised fusion gets a gradient at once; after one step the
+        # 2D keypoints depend on the encoder's deepest stage through it.
+        assert net.keypoint_context.fuse[-1].weight.grad.abs().sum() > 0
+        with torch.no_grad():
+            net.keypoint_context.fuse[-1].weight.normal_()
+        net.zero_grad()
+        net(torch.rand(2, 3, 64, 64), canonical_k(2)).keypoints2d.sum().backward()
+        assert net.keypoint_context.lateral_coarse.weight.grad.abs().sum() > 0
+        assert net.encoder.stages[3][0].body[0].weight.grad.abs().sum() > 0
+
     def test_an_ablation_without_weights_drops_the_weight_head(self):
         from handdgp.train import warm_start
 

@@ -1,0 +1,104 @@
+"""Where a checkpoint's camera-space error comes from: its 2D keypoints, its 3D shape, or the hand's size.
+
+    python reference_model/scripts/error_budget.py CHECKPOINT [--data DIR] [--num 512]
+
+On the first ``--num`` held-out crops (made exactly as in training, no augmentation)
+solves the root with the weighted DLT from each mix of predicted and true inputs
+and prints how well the predicted hand size follows the true one, and the
+camera-space keypoint error (CS-MJE, mm, mean and median) of each:
+
+- the model as it is (predicted 2D, predicted 3D, learned weights);
+- true 2D keypoints with the predicted 3D shape, and the reverse;
+- the predicted 3D shape rescaled to the true hand's size (what a perfect size
+  estimate would give with the predicted 2D);
+- true 2D and the true shape scaled to the set's mean hand size: the error left
+  to any model that sees one image, since a hand 10 % larger and 10 % farther
+  looks the same. CS-MJE cannot go far below this row on this data.
+
+Hand size is the summed length of the 20 bones. The crop's camera frame is a
+rotation of the original camera's, so distances (and CS-MJE) are the same in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+import dgpgeom
+from handdgp.loading import default_dataset_factory, held_out_config, load_model
+
+
+def hand_size(keypoints3d: torch.Tensor) -> torch.Tensor:
+    """`(B, 21, 3)` metres -> `(B,)` summed bone length, metres."""
+    child = torch.arange(1, 21)
+    parent = torch.where(child % 4 == 1, 0, child - 1)  # FreiHAND order: wrist, 4 per finger
+    return (keypoints3d[:, child] - keypoints3d[:, parent]).norm(dim=-1).sum(-1)
+
+
+def cs_error(relative: torch.Tensor, keypoints2d, intrinsics, weights, truth) -> torch.Tensor:
+    """`(B,)` mean camera-space keypoint error (mm) of the DLT placement of ``relative``."""
+    translation = dgpgeom.solve_translation(relative, keypoints2d, intrinsics, weights).translation
+    return 1000 * (relative + translation[:, None] - truth).norm(dim=-1).mean(-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", type=Path, default=Path("data/synthetic/test"))
+    parser.add_argument("--num", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    loaded = load_model(args.checkpoint)
+    crops = default_dataset_factory(args.data, held_out_config(loaded.config))
+    count = min(args.num, len(crops))
+    keys = ("keypoints2d", "keypoints3d", "intrinsics")
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, count, args.batch):
+        batch = [crops[i] for i in range(start, min(start + args.batch, count))]
+        images = torch.stack([b["image"] for b in batch])
+        K = torch.stack([b["intrinsics"] for b in batch])
+        with torch.no_grad():
+            pred = loaded.model(images, K)
+        for key in keys:
+            parts.setdefault(key, []).append(torch.stack([b[key] for b in batch]))
+        for name in ("keypoints2d", "keypoints3d", "weights"):
+            parts.setdefault(f"pred_{name}", []).append(getattr(pred, name))
+    data = {key: torch.cat(values) for key, values in parts.items()}
+    truth, K = data["keypoints3d"], data["intrinsics"]
+    true_rel = truth - truth[:, :1]
+    size = hand_size(true_rel)
+    mean_size = size.mean()
+    pred_rel, pred_2d, weights = data["pred_keypoints3d"], data["pred_keypoints2d"], data["pred_weights"]
+    mixes = {
+        "model (predicted 2D, predicted 3D, learned weights)": (pred_rel, pred_2d, weights),
+        "true 2D, predicted 3D, learned weights": (pred_rel, data["keypoints2d"], weights),
+        "predicted 2D, true 3D, learned weights": (true_rel, pred_2d, weights),
+        "predicted 2D, predicted 3D rescaled to the true size, learned weights": (
+            pred_rel * (size / hand_size(pred_rel))[:, None, None], pred_2d, weights
+        ),
+        "true 2D, true 3D rescaled to the mean size, unit weights (size ambiguity)": (
+            true_rel * (mean_size / size)[:, None, None],
+            data["keypoints2d"],
+            torch.ones_like(weights),
+        ),
+    }
+    print(f"{args.checkpoint} on {count} held-out crops of {args.data}")
+    print(f"hand size (summed bone length): mean {1000 * mean_size:.0f} mm, "
+          f"std / mean {size.std() / mean_size:.3f}")
+    ratio = hand_size(pred_rel) / size
+    print(f"predicted / true hand size: median {ratio.median():.3f}, relative spread "
+          f"(std of the ratio) {ratio.std():.3f}; the set's mean size / true size: "
+          f"{(mean_size / size).std():.3f}; correlation of predicted and true size "
+          f"{torch.corrcoef(torch.stack((hand_size(pred_rel), size)))[0, 1]:.2f}")
+    print("| DLT inputs | CS-MJE mean (mm) | CS-MJE median (mm) |")
+    print("| --- | --- | --- |")
+    for name, (relative, keypoints2d, w) in mixes.items():
+        error = cs_error(relative, keypoints2d, K, w, truth)
+        print(f"| {name} | {error.mean():.1f} | {error.median():.1f} |")
+
+
+if __name__ == "__main__":
+    main()
