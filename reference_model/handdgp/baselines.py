@@ -16,7 +16,10 @@
 
 Columns, all per sample then averaged (medians where named): PA-MJE / PA-MVE
 (similarity Procrustes per sample, FreiHAND's aligned errors), CS-MJE (camera space,
-no alignment; mean and median), and the 2D keypoint error in original pixels.
+no alignment; mean and median), and two 2D keypoint errors in original pixels: of
+the 2D keypoints the method detects (the model's 2D head, MediaPipe's image
+landmarks), and of its placed camera-space keypoints projected into the image (the
+hand it outputs, which the overlay of ``predict`` draws).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor
 
 import dgpgeom
+from dgpgeom.camera import project
 from dgpgeom.metrics import procrustes_error
 
 __all__ = [
@@ -51,6 +55,7 @@ BASELINE_COLUMNS = (
     ("CS-MJE mean (mm)", "cs_mje_mm", 1),
     ("CS-MJE median (mm)", "cs_mje_median_mm", 1),
     ("2D (px)", "kp2d_px", 1),
+    ("2D of the placed hand (px)", "hand2d_px", 1),
 )
 
 
@@ -110,11 +115,12 @@ def model_errors(
         batch_size: crops per forward pass.
 
     Returns:
-        ``pa_mje_mm``, ``pa_mve_mm``, ``cs_mje_mm``, ``kp2d_px`` (original pixels),
-        each `(len(crops),)`.
+        ``pa_mje_mm``, ``pa_mve_mm``, ``cs_mje_mm``, ``kp2d_px`` and ``hand2d_px``
+        (original pixels), each `(len(crops),)`.
     """
     loader = torch.utils.data.DataLoader(crops, batch_size=batch_size, shuffle=False)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pa_mje_mm", "pa_mve_mm", "cs_mje_mm", "kp2d_px")}
+    keys = ("pa_mje_mm", "pa_mve_mm", "cs_mje_mm", "kp2d_px", "hand2d_px")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -130,6 +136,9 @@ def model_errors(
             pred2d = _apply_homography(to_original, pred.keypoints2d.double())
             gt2d = _apply_homography(to_original, batch["keypoints2d"].double())
             out["kp2d_px"].append((pred2d - gt2d).norm(dim=-1).mean(-1).numpy())
+            placed = project(pred.keypoints_cam.double(), batch["intrinsics"].double()).points2d
+            hand2d = _apply_homography(to_original, placed)
+            out["hand2d_px"].append((hand2d - gt2d).norm(dim=-1).mean(-1).numpy())
     model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -150,13 +159,14 @@ def mediapipe_errors(
     how-to). One hand per image, static-image mode, model complexity 1.
 
     Returns:
-        ``detected`` (bool), and ``pa_mje_mm``, ``cs_mje_mm``, ``kp2d_px`` (NaN where
-        not detected), each `(len(indices),)`.
+        ``detected`` (bool), and ``pa_mje_mm``, ``cs_mje_mm``, ``kp2d_px``,
+        ``hand2d_px`` (NaN where not detected), each `(len(indices),)`.
     """
     import mediapipe as mp  # optional dependency
 
     detected = np.zeros(len(indices), bool)
-    errors = {k: np.full(len(indices), np.nan) for k in ("pa_mje_mm", "cs_mje_mm", "kp2d_px")}
+    keys = ("pa_mje_mm", "cs_mje_mm", "kp2d_px", "hand2d_px")
+    errors = {k: np.full(len(indices), np.nan) for k in keys}
     with mp.solutions.hands.Hands(
         static_image_mode=True, max_num_hands=1, model_complexity=1
     ) as hands:
@@ -182,6 +192,8 @@ def mediapipe_errors(
             errors["pa_mje_mm"][n] = 1000 * float(_aligned_error(points3d[None], (gt - gt[:1])[None])[0])
             errors["cs_mje_mm"][n] = 1000 * float((placed - gt).norm(dim=-1).mean())
             errors["kp2d_px"][n] = float((points2d - gt2d).norm(dim=-1).mean())
+            hand2d = project(placed, K).points2d
+            errors["hand2d_px"][n] = float((hand2d - gt2d).norm(dim=-1).mean())
     return {"detected": detected, **errors}
 
 

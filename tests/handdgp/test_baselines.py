@@ -39,12 +39,15 @@ class TestModelErrors:
     def test_a_perfect_model_scores_zero_and_an_offset_one_its_offset(self):
         crops = IndexedCrops(size=6)
         exact = model_errors(OracleNet(crops), crops, batch_size=4)
-        for key in ("pa_mje_mm", "pa_mve_mm", "cs_mje_mm", "kp2d_px"):
+        for key in ("pa_mje_mm", "pa_mve_mm", "cs_mje_mm", "kp2d_px", "hand2d_px"):
             assert exact[key].shape == (6,)
             assert np.allclose(exact[key], 0.0, atol=1e-3)
         shifted = model_errors(OracleNet(crops, offset=(0.0, 0.02, 0.0)), crops)
         assert np.allclose(shifted["cs_mje_mm"], 20.0, atol=1e-3)
         assert np.allclose(shifted["pa_mje_mm"], 0.0, atol=1e-3)
+        # The 2D head is still exact; the placed hand, 2 cm off, projects off it.
+        assert np.allclose(shifted["kp2d_px"], 0.0, atol=1e-3)
+        assert (shifted["hand2d_px"] > 1.0).all()
 
 
 class TestSummary:
@@ -58,7 +61,7 @@ class TestSummary:
             "cs_mje_median_mm": 1.5,
         }
         table = format_rows({"row": summary})
-        assert table.splitlines()[2].startswith("| row | 2 | 3.5 | — | 1.5 | 1.5 | — |")
+        assert table.splitlines()[2].startswith("| row | 2 | 3.5 | — | 1.5 | 1.5 | — | — |")
 
 
 def test_command_prints_the_constant_hand_row(synthetic_set, capsys, tmp_path):
