@@ -11,9 +11,10 @@ camera-space keypoint error (CS-MJE, mm, mean and median) of each:
 - true 2D keypoints with the predicted 3D shape, and the reverse;
 - the predicted 3D shape rescaled to the true hand's size (what a perfect size
   estimate would give with the predicted 2D);
-- true 2D and the true shape scaled to the set's mean hand size: the error left
-  to any model that sees one image, since a hand 10 % larger and 10 % farther
-  looks the same. CS-MJE cannot go far below this row on this data.
+- true 2D and the true shape with every hand at one size (the size with the lowest
+  mean error): the error left to a model that reads everything from the image but
+  the hand's size, which one image cannot tell (a hand 10 % larger and 10 % farther
+  looks the same). A model that cannot see size cannot go far below this row.
 
 Hand size is the summed length of the 20 bones. The crop's camera frame is a
 rotation of the original camera's, so distances (and CS-MJE) are the same in both.
@@ -79,12 +80,19 @@ def main() -> None:
         "predicted 2D, predicted 3D rescaled to the true size, learned weights": (
             pred_rel * (size / hand_size(pred_rel))[:, None, None], pred_2d, weights
         ),
-        "true 2D, true 3D rescaled to the mean size, unit weights (size ambiguity)": (
-            true_rel * (mean_size / size)[:, None, None],
-            data["keypoints2d"],
-            torch.ones_like(weights),
-        ),
     }
+    # The size ambiguity: true 2D and true shape, every hand at one size, the size
+    # (from 0.8 to 1.1 times the set's mean) with the lowest mean error.
+    ones = torch.ones_like(weights)
+    candidates = mean_size * torch.linspace(0.8, 1.1, 31)
+    means = torch.stack([
+        cs_error(true_rel * (c / size)[:, None, None], data["keypoints2d"], K, ones, truth).mean()
+        for c in candidates
+    ])
+    best = candidates[means.argmin()]
+    mixes[f"true 2D, true 3D at one size for all ({1000 * best:.0f} mm, the best), unit weights"] = (
+        true_rel * (best / size)[:, None, None], data["keypoints2d"], ones
+    )
     print(f"{args.checkpoint} on {count} held-out crops of {args.data}")
     print(f"hand size (summed bone length): mean {1000 * mean_size:.0f} mm, "
           f"std / mean {size.std() / mean_size:.3f}")
