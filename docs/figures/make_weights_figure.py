@@ -62,6 +62,7 @@ def statistics(result: dict[str, np.ndarray]) -> dict[str, float]:
     error = np.linalg.norm(result["pred2d"] - result["true2d"], axis=-1)
     order = lambda x: np.argsort(np.argsort(x.ravel()))  # noqa: E731 - ranks
     spearman = float(np.corrcoef(order(weights), order(error))[0, 1])
+    _, decile_means = error_deciles(error, weights)
     return {
         "samples": int(weights.shape[0]),
         "mean_weight_visible": float(weights[visible].mean()),
@@ -72,7 +73,17 @@ def statistics(result: dict[str, np.ndarray]) -> dict[str, float]:
         "median_2d_error_px_occluded": float(np.median(error[~visible])),
         "fraction_above_0.5": float((weights > 0.5).mean()),
         "mean_weight_per_keypoint": [round(float(w), 3) for w in weights.mean(0)],
+        "mean_weight_per_2d_error_decile": [round(float(w), 3) for w in decile_means],
     }
+
+
+def error_deciles(error: np.ndarray, weights: np.ndarray) -> tuple[list[float], list[float]]:
+    """Median 2D error and mean weight of each tenth of the keypoints, best-placed first."""
+    edges = np.quantile(error, np.linspace(0.0, 1.0, 11))
+    which = np.clip(np.searchsorted(edges, error, side="right") - 1, 0, 9)
+    centres = [float(np.median(error[which == b])) for b in range(10)]
+    means = [float(weights[which == b].mean()) for b in range(10)]
+    return centres, means
 
 
 def draw(result: dict[str, np.ndarray], stats: dict[str, float], out: Path) -> None:
@@ -126,10 +137,7 @@ def draw(result: dict[str, np.ndarray], stats: dict[str, float], out: Path) -> N
     ax.legend(fontsize=8)
 
     ax = fig.add_subplot(grid[:, 6])
-    edges = np.quantile(error, np.linspace(0.0, 1.0, 11))
-    which = np.clip(np.searchsorted(edges, error, side="right") - 1, 0, 9)
-    centres = [np.median(error[which == b]) for b in range(10)]
-    means = [weights[which == b].mean() for b in range(10)]
+    centres, means = error_deciles(error, weights)
     ax.plot(centres, means, "o-")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
