@@ -92,7 +92,7 @@ def draw(result: dict[str, np.ndarray], stats: dict[str, float], out: Path) -> N
     shown = np.flatnonzero((~visible).sum(1) >= MIN_OCCLUDED)[:SHOWN]
     fig = plt.figure(figsize=(14, 5.0))
     grid = fig.add_gridspec(  # the fifth column is a spacer after the colour bar
-        2, 7, width_ratios=(1, 1, 1, 0.07, 0.3, 1.4, 1.4), wspace=0.3, hspace=0.1
+        2, 7, width_ratios=(1, 1, 1, 0.07, 0.55, 1.4, 1.4), wspace=0.3, hspace=0.1
     )
     norm = plt.Normalize(0.0, 1.0)
     for slot, index in enumerate(shown):
@@ -144,6 +144,8 @@ def draw(result: dict[str, np.ndarray], stats: dict[str, float], out: Path) -> N
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("2D keypoint error, crop px (decile medians)")
     ax.set_ylabel("mean learned weight")
+    ax.yaxis.tick_right()  # keeps the label clear of the histogram beside it
+    ax.yaxis.set_label_position("right")
     ax.set_title(f"Spearman ρ = {stats['spearman_weight_vs_2d_error']:.2f}", fontsize=9)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
