@@ -29,12 +29,12 @@ import torch
 
 import dgpgeom
 from handdgp.loading import default_dataset_factory, held_out_config, load_model
+from handdgp.outputs import HAND_EDGES
 
 
 def hand_size(keypoints3d: torch.Tensor) -> torch.Tensor:
     """`(B, 21, 3)` metres -> `(B,)` summed bone length, metres."""
-    child = torch.arange(1, 21)
-    parent = torch.where(child % 4 == 1, 0, child - 1)  # FreiHAND order: wrist, 4 per finger
+    parent, child = torch.tensor(HAND_EDGES).T
     return (keypoints3d[:, child] - keypoints3d[:, parent]).norm(dim=-1).sum(-1)
 
 
