@@ -1,4 +1,4 @@
-"""Where a checkpoint's camera-space error comes from: its 2D keypoints, its 3D shape, or the hand's size.
+"""Where a checkpoint's camera-space and 2D errors come from: its 2D keypoints, its 3D shape, the hand's size, the crop's resolution.
 
     python reference_model/scripts/error_budget.py CHECKPOINT [--data DIR] [--num 512]
 
@@ -16,6 +16,13 @@ camera-space keypoint error (CS-MJE, mm, mean and median) of each:
   the hand's size, which one image cannot tell (a hand 10 % larger and 10 % farther
   looks the same). A model that cannot see size cannot go far below this row.
 
+Then the 2D error: in crop pixels and in original pixels, and the magnification
+between them (original over crop spread of the true keypoints): a crop pixel is
+``magnification`` original pixels, so a hand close to a long-focus camera turns a
+small crop error into a large one. It prints the crop error every keypoint would
+need for a given mean error in original pixels, and the share of the original-pixel
+error that the most magnified tenth of the images carries.
+
 Hand size is the summed length of the 20 bones. The crop's camera frame is a
 rotation of the original camera's, so distances (and CS-MJE) are the same in both.
 """
@@ -26,6 +33,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from kornia.geometry.linalg import transform_points
 
 import dgpgeom
 from handdgp.loading import default_dataset_factory, held_out_config, load_model
@@ -44,6 +52,21 @@ def cs_error(relative: torch.Tensor, keypoints2d, intrinsics, weights, truth) ->
     return 1000 * (relative + translation[:, None] - truth).norm(dim=-1).mean(-1)
 
 
+def magnification(to_original: torch.Tensor, crop_keypoints2d: torch.Tensor) -> torch.Tensor:
+    """`(B, 3, 3)` crop-to-original homographies, `(B, N, 2)` crop pixels -> `(B,)` original px per crop px.
+
+    The ratio of the keypoints' spread (mean distance to their centre) in the original
+    image to their spread in the crop.
+    """
+    original = transform_points(to_original, crop_keypoints2d)
+    return spread(original) / spread(crop_keypoints2d)
+
+
+def spread(points: torch.Tensor) -> torch.Tensor:
+    """`(B, N, 2)` -> `(B,)` mean distance of the points to their centre."""
+    return (points - points.mean(1, keepdim=True)).norm(dim=-1).mean(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
@@ -55,7 +78,7 @@ def main() -> None:
     loaded = load_model(args.checkpoint)
     crops = default_dataset_factory(args.data, held_out_config(loaded.config))
     count = min(args.num, len(crops))
-    keys = ("keypoints2d", "keypoints3d", "intrinsics")
+    keys = ("keypoints2d", "keypoints3d", "intrinsics", "to_original")
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, count, args.batch):
         batch = [crops[i] for i in range(start, min(start + args.batch, count))]
@@ -106,6 +129,33 @@ def main() -> None:
     for name, (relative, keypoints2d, w) in mixes.items():
         error = cs_error(relative, keypoints2d, K, w, truth)
         print(f"| {name} | {error.mean():.1f} | {error.median():.1f} |")
+    print_2d_budget(
+        data["pred_keypoints2d"], data["keypoints2d"], data["to_original"], loaded.config.net.image_size
+    )
+
+
+def print_2d_budget(
+    pred_2d: torch.Tensor, true_2d: torch.Tensor, to_original: torch.Tensor, crop_size: int
+) -> None:
+    """The 2D error in crop and original pixels and what the crop's magnification does to it."""
+    to_original = to_original.double()
+    crop_error = (pred_2d - true_2d).norm(dim=-1).mean(-1).double()
+    original_error = (
+        transform_points(to_original, pred_2d.double()) - transform_points(to_original, true_2d.double())
+    ).norm(dim=-1).mean(-1)
+    scale = magnification(to_original, true_2d.double())
+    top = scale >= scale.quantile(0.9)
+    print()
+    print(f"2D keypoint error: {crop_error.mean():.2f} crop px mean ({crop_error.median():.2f} median), "
+          f"{original_error.mean():.2f} original px mean ({original_error.median():.2f} median)")
+    print(f"magnification (original px per crop px): mean {scale.mean():.2f}, median "
+          f"{scale.median():.2f}, 90th percentile {scale.quantile(0.9):.2f}, max {scale.max():.2f}")
+    print(f"the most magnified tenth of the images carries {original_error[top].sum() / original_error.sum():.0%} "
+          f"of the original-pixel error (their crop error {crop_error[top].mean():.2f} px mean)")
+    for target in (8.0, 4.0):
+        print(f"a mean of {target:.0f} original px needs every crop keypoint within "
+              f"{target / scale.mean():.2f} crop px "
+              f"({100 * target / scale.mean() / crop_size:.1f} % of the {crop_size} px crop)")
 
 
 if __name__ == "__main__":
