@@ -414,6 +414,23 @@ def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     return train_records, eval_records
 
 
+def term_colours(count: int) -> list[tuple[float, float, float]]:
+    """``count`` RGB colours, all different for up to 20 terms.
+
+    The strong half of matplotlib's ``tab20`` first, then the light half: the default
+    cycle repeats after ten, and a run logs twelve terms.
+
+    Example:
+        >>> len(set(term_colours(12)))
+        12
+    """
+    from matplotlib import colormaps
+
+    palette = colormaps["tab20"].colors
+    order = [*palette[0::2], *palette[1::2]]
+    return [order[i % len(order)] for i in range(count)]
+
+
 def plot_curves(run_dir: str | Path) -> Path:
     """Write ``loss_curves.png``: every loss term (smoothed) and the evaluation errors."""
     import matplotlib
@@ -423,18 +440,19 @@ def plot_curves(run_dir: str | Path) -> Path:
 
     run_dir = Path(run_dir)
     train_records, eval_records = read_metrics(run_dir)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     names = [k for k in (train_records[0] if train_records else {}) if k not in ("step", "lr")]
     window = max(1, len(train_records) // 50)
-    for name in names:
+    for name, colour in zip(names, term_colours(len(names)), strict=True):
         steps = [r["step"] for r in train_records]
         values = torch.tensor([r[name] for r in train_records])
         smooth = values.unfold(0, window, 1).mean(-1) if len(values) >= window else values
-        axes[0].plot(steps[window - 1 :], smooth.tolist(), label=name)
+        axes[0].plot(steps[window - 1 :], smooth.tolist(), label=name, color=colour)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].set_title("training losses")
-    axes[0].legend(fontsize=7)
+    if names:
+        axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for key in sorted({k for r in eval_records for k in r["eval"] if k.endswith("_mm")}):
         axes[1].plot(
             [r["step"] for r in eval_records],
