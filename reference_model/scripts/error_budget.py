@@ -33,6 +33,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from keypoint_spread import spread  # a sibling script
 from kornia.geometry.linalg import transform_points
 
 import dgpgeom
@@ -60,11 +61,6 @@ def magnification(to_original: torch.Tensor, crop_keypoints2d: torch.Tensor) -> 
     """
     original = transform_points(to_original, crop_keypoints2d)
     return spread(original) / spread(crop_keypoints2d)
-
-
-def spread(points: torch.Tensor) -> torch.Tensor:
-    """`(B, N, 2)` -> `(B,)` mean distance of the points to their centre."""
-    return (points - points.mean(1, keepdim=True)).norm(dim=-1).mean(1)
 
 
 def main() -> None:
