@@ -62,6 +62,7 @@ TABLE_COLUMNS = (
     ("CS-MJE ↓", "cs_mje_mm", 1),
     ("CS-MVE ↓", "cs_mve_mm", 1),
     ("PA-MJE (Procrustes) ↓", "pa_mje_mm", 1),
+    ("2D (crop px) ↓", "kp2d_crop_px", 2),
     ("AUC (CS) ↑", "auc_cs", 3),
     ("F@5mm ↑", "f_al_score_5", 3),
     ("F@15mm ↑", "f_al_score_15", 3),
@@ -134,7 +135,8 @@ def evaluate_dataset(
     evaluator = FreiHANDEvaluator(mesh_alignment="auto")
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     valid = torch.zeros((), dtype=torch.float64, device=device)
-    count = 0
+    sum2d = torch.zeros((), dtype=torch.float64, device=device)
+    count = count2d = 0
     with inference_mode(model):
         for batch in loader:
             images = batch["image"].to(device)
@@ -148,6 +150,11 @@ def evaluate_dataset(
             sums += torch.stack(tuple(errors)) * images.shape[0]
             valid += prediction.valid.sum()
             evaluator.update(pred_xyz, pred_verts, gt_xyz, gt_verts)
+            if "keypoints2d" in batch:
+                gt2d = batch["keypoints2d"].to(device, torch.float64)
+                offsets = prediction.keypoints2d.to(torch.float64) - gt2d
+                sum2d += torch.linalg.vector_norm(offsets, dim=-1).mean(dim=-1).sum()
+                count2d += images.shape[0]
             count += images.shape[0]
     if count == 0:
         raise ValueError("dataset: no samples to evaluate")
@@ -171,6 +178,8 @@ def evaluate_dataset(
         "valid_fraction": float(valid) / count,
         "num_samples": float(count),
     }
+    if count2d == count:
+        metrics["kp2d_crop_px"] = sum2d / count
     return Evaluation({k: float(v) for k, v in metrics.items()}, result)
 
 
@@ -197,7 +206,8 @@ def evaluate_model(
         model: a :class:`~handdgp.net.HandDGPNet`, or any module with its call
             ``model(images, intrinsics) -> HandPrediction``.
         dataset: items with :data:`handdgp.objective.BATCH_KEYS` (``image``,
-            ``intrinsics``, ``keypoints3d`` and ``vertices`` in camera space are used).
+            ``intrinsics``, ``keypoints3d`` and ``vertices`` in camera space are used,
+            and ``keypoints2d`` in crop pixels where present).
         batch_size: crops per forward pass.
         device: where to run; the model is moved there. None: the model's device.
         positioning: None (the model's own), ``"dgp"``, ``"refine"`` or
@@ -213,7 +223,9 @@ def evaluate_model(
         0–50 mm, FreiHAND's ``xyz_auc3d``), ``auc_cs_mesh``, ``auc_pa``;
         ``f_score_5``, ``f_score_15`` (camera space) and ``f_al_score_5``,
         ``f_al_score_15`` (aligned) on the vertices; ``valid_fraction`` of valid
-        positionings; ``num_samples``.
+        positionings; ``num_samples``; ``kp2d_crop_px``, the mean distance of the
+        predicted 2D keypoints to the true ones in crop pixels, when the items have
+        ``keypoints2d``.
 
     Raises:
         ValueError: on an unknown positioning, a bad ``batch_size`` or
@@ -256,7 +268,7 @@ def format_table(rows: Sequence[tuple[str, dict[str, float]]], *, caption: str =
     """A markdown table in the layout of the paper's Table 1, one row per method.
 
     Columns: :data:`TABLE_COLUMNS` (errors in mm; RS root-relative, PA
-    Procrustes-aligned; AUC of the camera-space keypoint PCK over 0–50 mm;
+    Procrustes-aligned; the 2D keypoint error in crop pixels; AUC of the camera-space keypoint PCK over 0–50 mm;
     F-scores of the aligned vertices).
 
     Args:
@@ -269,7 +281,7 @@ def format_table(rows: Sequence[tuple[str, dict[str, float]]], *, caption: str =
     Example:
         >>> metrics = {key: 1.0 for _, key, _ in TABLE_COLUMNS}
         >>> print(format_table([("Ours", metrics)]).splitlines()[2])
-        | Ours | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.000 | 1.000 | 1.000 |
+        | Ours | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.00 | 1.000 | 1.000 | 1.000 |
     """
     header = "| Method | " + " | ".join(title for title, _, _ in TABLE_COLUMNS) + " |"
     rule = "|:--|" + "--:|" * len(TABLE_COLUMNS)
@@ -434,8 +446,8 @@ def evaluate_checkpoints(
     caption = (
         f"Held-out set `{data_dir}`, {'/'.join(str(s) for s in sorted(samples))} samples. "
         "Errors in mm: RS root-relative (both re-centred on the wrist), CS camera space, "
-        "PA Procrustes-aligned (the paper's RS). AUC of the camera-space keypoint PCK over "
-        "0-50 mm; F-scores of the Procrustes-aligned vertices."
+        "PA Procrustes-aligned (the paper's RS); 2D keypoint error in crop pixels. AUC of "
+        "the camera-space keypoint PCK over 0-50 mm; F-scores of the Procrustes-aligned vertices."
     )
     if positioning is not None:
         caption += f" Positioning: `{positioning}` for every model."

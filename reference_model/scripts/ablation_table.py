@@ -5,7 +5,7 @@
 Reads every ``evaluation*/results.json`` under the directory, groups the rows by
 experiment (B2's weights evaluated with ``refine`` are B4), and prints one
 Markdown row per experiment: the mean over seeds and, in brackets, the lowest and
-highest seed.
+highest seed ("n/a" where a seed's evaluation lacks the metric).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 COLUMNS = (
     ("pa_mje_mm", "PA-MJE (mm)"),
+    ("kp2d_crop_px", "2D (crop px)"),
     ("rs_mje_mm", "RS-MJE (mm)"),
     ("cs_mje_mm", "CS-MJE (mm)"),
     ("auc_cs", "AUC CS 0-50 mm"),
@@ -45,7 +46,10 @@ def markdown(runs: dict[str, list[dict[str, float]]]) -> str:
     for name in names:
         cells = []
         for key, _ in COLUMNS:
-            values = [m[key] for m in runs[name]]
+            values = [m[key] for m in runs[name] if key in m]
+            if len(values) < len(runs[name]):  # evaluations from before the metric existed
+                cells.append("n/a")
+                continue
             digits = 3 if key in ("auc_cs", "valid_fraction") else 1
             cells.append(
                 f"{statistics.mean(values):.{digits}f} "

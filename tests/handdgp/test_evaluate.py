@@ -41,7 +41,24 @@ class TestEvaluateModel:
         assert metrics["auc_cs"] == 1.0 and metrics["auc_cs_mesh"] == 1.0
         assert metrics["f_score_5"] == 1.0 and metrics["f_al_score_15"] == 1.0
         assert metrics["valid_fraction"] == 1.0 and metrics["num_samples"] == 12.0
+        assert metrics["kp2d_crop_px"] == 0.0
         assert all(type(v) is float for v in metrics.values())
+
+    def test_2d_error_is_the_mean_keypoint_distance_in_crop_pixels(self, crops):
+        class Shifted2D(OracleNet):
+            def forward(self, images, intrinsics):
+                prediction = super().forward(images, intrinsics)
+                moved = prediction.keypoints2d + torch.tensor([3.0, 4.0])  # 5 px
+                return prediction._replace(keypoints2d=moved)
+
+        metrics = evaluate_model(Shifted2D(crops), crops, batch_size=5)
+        assert metrics["kp2d_crop_px"] == pytest.approx(5.0, abs=1e-5)
+        assert metrics["cs_mje_mm"] == pytest.approx(0.0, abs=1e-4)
+
+    def test_2d_error_is_left_out_without_2d_ground_truth(self, crops):
+        without_2d = [{k: v for k, v in crops[i].items() if k != "keypoints2d"} for i in range(4)]
+        metrics = evaluate_model(OracleNet(crops), without_2d, batch_size=3)
+        assert "kp2d_crop_px" not in metrics and metrics["num_samples"] == 4.0
 
     def test_shifted_translation_shows_in_camera_space_only(self, crops):
         shifted = OracleNet(crops, offset=(0.003, 0.004, 0.0))  # 5 mm
