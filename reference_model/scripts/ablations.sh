@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # The paper's ablations at one equal budget: every variant fine-tunes from the same
-# base checkpoint for the same steps on the same data, with two seeds, then all are
+# base checkpoint for the same steps on the same data, with three seeds, then all are
 # scored on the same held-out set. B4 is B2's weights with refinement at test time.
 #
 #   reference_model/scripts/ablations.sh BASE_CHECKPOINT [STEPS] [OUT]
 #
 # BASE_CHECKPOINT: the recipe's stage 0 (checkpoints/full.json), shared by all.
+# A run whose model.pt exists is not trained again: the script picks up where it
+# stopped, and once everything is trained it only scores.
 # Environment: TRAIN (default data/synthetic/train), TEST (data/synthetic/test),
-# SEEDS ("1 2"), EXPERIMENTS ("full A3 A4 B2 B5"), MAX_SAMPLES (512).
+# SEEDS ("1 2 3"), EXPERIMENTS ("full A3 A4 B2 B5"), MAX_SAMPLES (1024).
 set -euo pipefail
 base=${1:?usage: ablations.sh BASE_CHECKPOINT [STEPS] [OUT]}
-steps=${2:-400}
+steps=${2:-1500}
 out=${3:-runs/ablations}
 train=${TRAIN:-data/synthetic/train}
 test=${TEST:-data/synthetic/test}
-seeds=${SEEDS:-1 2}
+seeds=${SEEDS:-1 2 3}
 experiments=${EXPERIMENTS:-full A3 A4 B2 B5}
-max_samples=${MAX_SAMPLES:-512}
+max_samples=${MAX_SAMPLES:-1024}
 
 for seed in $seeds; do
   for experiment in $experiments; do
