@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dgpgeom import ShapeError, TranslationSolution, solve_translation
+from dgpgeom.solvers import translation as translation_module
 from dgpgeom.solvers.translation import CONDITION_TOLERANCE_EPS
 from dgpgeom.testing import (
     check_gradients,
@@ -28,6 +30,16 @@ from tests.dgpgeom._solver_problems import (
 )
 
 F64 = torch.float64
+#: The NumPy path's size limit as shipped (tests may set it to 0: the torch path only).
+HOST_PATH_MAX_POINTS = translation_module.HOST_PATH_MAX_POINTS
+
+
+@pytest.fixture(autouse=True, params=["numpy", "torch"])
+def solver_path(request, monkeypatch):
+    """Every test runs on both paths: NumPy (small CPU batches) and torch (all others)."""
+    if request.param == "torch":
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+    return request.param
 PROPERTY = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -814,7 +826,9 @@ class TestSolveTranslation:
 
     # ----------------------------------------------------------- transforms
     @pytest.mark.parametrize("damping", [0.0, 0.05])
-    def test_vmap_equals_batched_call(self, damping, device, dtype):
+    def test_vmap_equals_batched_call(self, monkeypatch, damping, device, dtype):
+        # Transformed and compiled code takes the torch path: compare with it.
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
         problem = make_problem(15, (5,), dtype=dtype, device=device)
         K = problem.intrinsics[0]
         prior = problem.translation * 1.1
@@ -829,7 +843,9 @@ class TestSolveTranslation:
         for a, b in zip(mapped, batched, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-12 if dtype == F64 else 1e-6, atol=0)
 
-    def test_vmap_of_grad_gives_per_sample_gradients(self, device, dtype):
+    def test_vmap_of_grad_gives_per_sample_gradients(self, monkeypatch, device, dtype):
+        # Transformed and compiled code takes the torch path: compare with it.
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
         problem = make_problem(16, (4,), dtype=dtype, device=device)
 
         def loss(points3d, points2d, intrinsics, weights):
@@ -862,7 +878,9 @@ class TestSolveTranslation:
             torch.testing.assert_close(j, a, rtol=1e-12, atol=1e-15)
             grads_close([j], [n], 1e-9)
 
-    def test_compile_matches_eager(self, device, dtype):
+    def test_compile_matches_eager(self, monkeypatch, device, dtype):
+        # Transformed and compiled code takes the torch path: compare with it.
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
         problem = make_problem(18, (3,), dtype=dtype, device=device)
 
         def both(points3d, points2d, intrinsics, weights, prior):
@@ -885,7 +903,8 @@ class TestSolveTranslation:
 
 
 #: ATen ops (views included) dispatched by one B=1, N=21 call, float32: the budget of
-#: the small-batch path, where each op costs about as much as the arithmetic. Times
+#: the torch path at a small batch (on a GPU), where each op costs about as much as the
+#: arithmetic. (The counting dispatch mode sends the call to the torch path.) Times
 #: are noisy, op counts are not: a change that adds ops must raise these on purpose.
 OP_BUDGET = {"forward": 63, "forward+backward": 129}
 
@@ -1087,3 +1106,108 @@ class TestArgumentFastPath:
         fast = outcome(lambda: _batch_shape(points3d, points2d, intrinsics, weights, prior, damping))
         full = outcome(lambda: check_single_view(points3d, points2d, intrinsics, weights, prior=prior))
         assert fast == full
+
+
+class TestNumPyPath:
+    """Small CPU batches are solved in NumPy; everything else, and every transform, in torch.
+
+    The rest of this module runs every test on both paths (the ``solver_path`` fixture);
+    these tests check which path a call takes and that the two agree.
+    """
+
+    @pytest.fixture
+    def numpy_calls(self, monkeypatch):
+        calls = []
+        original = translation_module.host.closed_form
+
+        def spy(*args, **kwargs):
+            calls.append(args[0].shape)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(translation_module.host, "closed_form", spy)
+        return calls
+
+    def test_small_cpu_batches_take_the_numpy_path(self, numpy_calls, solver_path):
+        inputs = [t.requires_grad_() for t in _one_hand(torch.float64)]
+        solution = solve_translation(*inputs)
+        torch.autograd.grad(solution.translation.sum(), inputs)
+        with torch.no_grad():
+            solve_translation(*inputs)
+        assert len(numpy_calls) == (2 if solver_path == "numpy" else 0)
+
+    def test_large_batches_take_the_torch_path(self, numpy_calls):
+        batch = translation_module.HOST_PATH_MAX_POINTS // 21 + 1
+        problem = make_problem(40, (batch,), 21)
+        assert bool(solve_translation(*problem[:4]).valid.all())
+        assert numpy_calls == []
+
+    def test_transforms_modes_and_other_devices_take_the_torch_path(self, numpy_calls):
+        problem = make_problem(41, (3,), 21)
+        torch.func.vmap(lambda *a: solve_translation(*a).translation)(*problem[:4])
+        torch.func.grad(lambda p3: solve_translation(p3, *problem[1:4]).translation.sum())(
+            problem.points3d
+        )
+        with _OpCounter() as counter:
+            solve_translation(*problem[:4])
+        assert counter.count > 0
+        solve_translation(*(t.to("meta") for t in problem[:4]))
+        assert numpy_calls == []
+
+    @PROPERTY
+    @given(data=st.data())
+    def test_paths_agree(self, data, monkeypatch):
+        """Values, validity and gradients; float32 within the float32 accuracy bound."""
+        dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
+        shape = data.draw(st.sampled_from([(), (3,), (2, 2)]))
+        degenerate = data.draw(st.booleans())
+        if degenerate:
+            problem = data.draw(degenerate_translation_problems(dtype=dtype))
+        else:
+            problem = data.draw(translation_problems(
+                batch_shape=shape, max_points=30, depth_range=(0.3, 2.0), skew=True, dtype=dtype
+            ))  # fmt: skip
+        damping = data.draw(DAMPINGS)
+        prior = problem.translation * 0.9 if data.draw(st.booleans()) else None
+
+        def solve():
+            inputs = [t.detach().clone().requires_grad_() for t in problem[:4]]
+            solution = solve_translation(*inputs, damping=damping, prior=prior)
+            loss = (solution.translation * torch.arange(1.0, 4.0, dtype=dtype)).sum()
+            return solution, torch.autograd.grad(loss, inputs)
+
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", HOST_PATH_MAX_POINTS)
+        numpy_solution, numpy_grads = solve()
+        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        torch_solution, torch_grads = solve()
+        assert torch.equal(numpy_solution.valid, torch_solution.valid) or dtype != F64
+        both = numpy_solution.valid & torch_solution.valid
+        depth = torch_solution.translation[..., 2:].abs()
+        if dtype == F64:
+            torch.testing.assert_close(numpy_solution.translation, torch_solution.translation,
+                                       rtol=1e-9, atol=1e-12)  # fmt: skip
+            for a, b in zip(numpy_grads, torch_grads, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+        else:  # twice the documented float32 bound (each path is within it of float64)
+            gap = (numpy_solution.translation - torch_solution.translation).abs()
+            assert bool((gap <= 2 * (2e-5 + 1e-5 * depth))[both].all())
+        for a in numpy_grads:
+            assert bool(a.isfinite().all())
+
+    def test_no_numpy_warnings_on_non_finite_input(self):
+        inputs = _one_hand(torch.float64)
+        inputs[0][0, 3] = math.nan
+        inputs[2][0, 0, 0] = 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            solution = solve_all(*inputs)
+        assert not bool(solution.valid.any())
+
+    def test_in_place_change_before_backward_raises(self, solver_path):
+        inputs = [t.requires_grad_() for t in _one_hand(torch.float64)]
+        points2d = inputs[1].detach().clone().requires_grad_()
+        shifted = points2d * 1.0
+        solution = solve_translation(inputs[0], shifted, *inputs[2:])
+        with torch.no_grad():
+            shifted.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            torch.autograd.grad(solution.translation.sum(), points2d)
