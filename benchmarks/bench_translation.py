@@ -50,6 +50,7 @@ MODES = ("forward", "forward+backward")
 TEMP_COLUMNS = {
     "dgpgeom": (8, 16),
     "dgpgeom_compiled": (8, 16),
+    "dgpgeom_torch": (8, 16),
     "lstsq": (12, 160),
     "solve": (8, 32),
     "kornia": (110, 160),
@@ -630,7 +631,9 @@ def markdown(result: dict, peer_names: list[str], sizes: list[int], dtypes: list
         lines += ["", "### ATen ops per call at B=1 (float32)", ""]
         lines += [
             "Counted with a `TorchDispatchMode`; in brackets, how many of them are views "
-            "(select, unsqueeze, expand, ...).",
+            "(select, unsqueeze, expand, ...). A dispatch mode sends dgpgeom to its torch path "
+            "(the one GPUs take): these are that path's ops. Its NumPy path for small CPU "
+            "batches dispatches none beyond the tensor-to-array conversions.",
             "",
             "| implementation | forward | forward+backward |",
             "|---|---:|---:|",

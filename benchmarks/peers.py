@@ -27,6 +27,7 @@ import torch
 from kornia.geometry import solve_pnp_dlt
 
 from dgpgeom import refine_translation, solve_translation, solve_translation_multiview
+from dgpgeom.solvers import translation as translation_module
 
 __all__ = [
     "PEERS",
@@ -245,6 +246,16 @@ def dgpgeom_translation(points3d, points2d, intrinsics, weights):
     return solve_translation(points3d, points2d, intrinsics, weights).translation
 
 
+def dgpgeom_torch_translation(points3d, points2d, intrinsics, weights):
+    """dgpgeom's solver on its torch path (the one GPUs take), whatever the batch size."""
+    limit = translation_module.HOST_PATH_MAX_POINTS
+    translation_module.HOST_PATH_MAX_POINTS = 0
+    try:
+        return solve_translation(points3d, points2d, intrinsics, weights).translation
+    finally:
+        translation_module.HOST_PATH_MAX_POINTS = limit
+
+
 def dgpgeom_refine_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's DLT followed by 5 robust (Huber, 2 px) Gauss-Newton steps on the pixel error."""
     return refine_translation(points3d, points2d, intrinsics, weights, robust="huber").translation
@@ -348,6 +359,14 @@ PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
         Peer("dgpgeom", "dgpgeom (eager)", "batched", True, dgpgeom_translation),
+        Peer(
+            "dgpgeom_torch",
+            "dgpgeom, torch path",
+            "batched",
+            True,
+            dgpgeom_torch_translation,
+            "the solver with its NumPy path for small CPU batches turned off: the path GPUs take",
+        ),
         Peer(
             "dgpgeom_refine",
             "dgpgeom refine (Huber, 5 steps)",
