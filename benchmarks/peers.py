@@ -248,12 +248,12 @@ def dgpgeom_translation(points3d, points2d, intrinsics, weights):
 
 def dgpgeom_torch_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's solver on its torch path (the one GPUs take), whatever the batch size."""
-    limit = translation_module.HOST_PATH_MAX_POINTS
-    translation_module.HOST_PATH_MAX_POINTS = 0
+    limit = translation_module.NUMPY_PATH_MAX_POINTS
+    translation_module.NUMPY_PATH_MAX_POINTS = 0
     try:
         return solve_translation(points3d, points2d, intrinsics, weights).translation
     finally:
-        translation_module.HOST_PATH_MAX_POINTS = limit
+        translation_module.NUMPY_PATH_MAX_POINTS = limit
 
 
 def dgpgeom_refine_translation(points3d, points2d, intrinsics, weights):

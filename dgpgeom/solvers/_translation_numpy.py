@@ -23,10 +23,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["HostState", "backward", "closed_form"]
+__all__ = ["NumPyState", "backward", "closed_form"]
 
 
-class HostState(NamedTuple):
+class NumPyState(NamedTuple):
     """What the backward needs (none of these arrays aliases an input)."""
 
     translation: np.ndarray  # (..., 3) the solution where valid, else the prior (or zeros)
@@ -54,7 +54,7 @@ def closed_form(
     damping: float,
     tolerance: float,
     weight_factor: bool = False,
-) -> HostState:
+) -> NumPyState:
     """The closed form; ``tolerance`` is the relative pivot and depth tolerance of the dtype.
 
     The weights' scale needs no floor here: all-zero weights give NaN, which the
@@ -122,7 +122,7 @@ def closed_form(
         if damping > 0 and squared is not None:
             valid &= squared.sum(-1) > 0
         translation = np.where(valid[..., None], solution, 0.0 if prior is None else prior)
-    return HostState(
+    return NumPyState(
         translation, valid, planes, means[:2, ..., 0], pivot, solution, k, omega, factor
     )
 
@@ -135,7 +135,7 @@ def _sum_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def backward(
-    s: HostState,
+    s: NumPyState,
     grad_t: np.ndarray,
     intrinsics_shape: tuple[int, ...],
     prior_shape: tuple[int, ...] | None,

@@ -63,7 +63,7 @@ Implementation notes (see also the design notes of the project):
   with autograd; without ``create_graph`` it reuses the forward's.
 - Covariance and pixel residuals are computed only on request, with plain autograd
   from the translation.
-- Small batches on the CPU (at most :data:`HOST_PATH_MAX_POINTS` points in all) are
+- Small batches on the CPU (at most :data:`NUMPY_PATH_MAX_POINTS` points in all) are
   solved by a NumPy twin of the closed form and of the backward
   (``dgpgeom/solvers/_translation_numpy.py``): at that size each operation costs more
   than its arithmetic, and a NumPy call less than an ATen dispatch. Same formulas, same validity, same gradients (double backward goes through
@@ -82,7 +82,7 @@ from torch._C._functorch import peek_interpreter_stack
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from dgpgeom._core import check_single_view
-from dgpgeom.solvers import _translation_numpy as host
+from dgpgeom.solvers import _translation_numpy as numpy_twin
 from dgpgeom.validation import broadcast_batch_shapes, check_option, compute_dtype
 
 __all__ = ["TranslationSolution", "solve_translation"]
@@ -315,10 +315,10 @@ class _WeightedDLT(torch.autograd.Function):
 
 #: The most points (problems times N) a call on the CPU may hold to be solved in NumPy;
 #: 0 turns that path off. Above it the torch path is as fast (``benchmarks/README.md``).
-HOST_PATH_MAX_POINTS = 16384
+NUMPY_PATH_MAX_POINTS = 16384
 
 
-def _host_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
+def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
     """Whether a call may run in NumPy: small, on the CPU, plain tensors, nothing watching.
 
     Function transforms (``vmap``, ``grad``), ``torch.compile``, tracing (ONNX export)
@@ -333,23 +333,23 @@ def _host_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
         and not torch._C._is_torch_function_mode_enabled()
         and all(t is None or type(t) is Tensor for t in tensors)
         and tensors[0].device.type == "cpu"
-        and tensors[0].numel() <= 3 * HOST_PATH_MAX_POINTS
+        and tensors[0].numel() <= 3 * NUMPY_PATH_MAX_POINTS
     )
 
 
-def _host_arrays(tensors: tuple[Tensor | None, ...]) -> list:
+def _numpy_arrays(tensors: tuple[Tensor | None, ...]) -> list:
     """NumPy views of CPU tensors (no copy; detached)."""
     return [None if t is None else t.numpy(force=True) for t in tensors]
 
 
-def _host_state(arrays: list, damping: float, weight_factor: bool = False) -> host.HostState:
+def _numpy_state(arrays: list, damping: float, weight_factor: bool = False) -> numpy_twin.NumPyState:
     """The NumPy closed form, with the tolerance of the arrays' dtype."""
     tolerance = float(np.finfo(arrays[0].dtype).eps) * CONDITION_TOLERANCE_EPS
-    return host.closed_form(*arrays, damping, tolerance, weight_factor)
+    return numpy_twin.closed_form(*arrays, damping, tolerance, weight_factor)
 
 
-class _WeightedDLTHost(torch.autograd.Function):
-    """:class:`_WeightedDLT` computed in NumPy (see :func:`_host_path_applies`).
+class _WeightedDLTNumPy(torch.autograd.Function):
+    """:class:`_WeightedDLT` computed in NumPy (see :func:`_numpy_path_applies`).
 
     Outputs: the translation `(..., 3)` and ``valid`` `(...)`. Double backward
     recomputes the torch state from the saved inputs and differentiates it.
@@ -358,7 +358,7 @@ class _WeightedDLTHost(torch.autograd.Function):
     @staticmethod
     def forward(ctx, points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
         tensors = (points3d, points2d, intrinsics, weights, prior)
-        state = _host_state(_host_arrays(tensors), damping, weight_factor=True)
+        state = _numpy_state(_numpy_arrays(tensors), damping, weight_factor=True)
         ctx.state, ctx.damping = state, damping
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(*tensors)
@@ -376,7 +376,7 @@ class _WeightedDLTHost(torch.autograd.Function):
             s = _closed_form(*inputs, ctx.damping, True)
             needs = ctx.needs_input_grad
             return _backward(s, grad_translation, intrinsics, prior, ctx.damping, needs)
-        grads = host.backward(
+        grads = numpy_twin.backward(
             ctx.state,
             grad_translation.numpy(force=True),
             intrinsics.shape,
@@ -614,7 +614,7 @@ def solve_translation(
     nothing (they are divided by their largest magnitude first), and ``w_i = 0`` is
     exactly dropping point ``i``, whatever it holds (NaN and Inf included).
 
-    On the CPU a call with at most :data:`HOST_PATH_MAX_POINTS` points in all is
+    On the CPU a call with at most :data:`NUMPY_PATH_MAX_POINTS` points in all is
     computed in NumPy (at one hand 2.6× faster forward, 1.8× forward and backward; the
     same answers and gradients to rounding); anything else, and any call under
     ``vmap``, ``grad``, ``torch.compile`` or export, in torch ops.
@@ -685,11 +685,11 @@ def solve_translation(
     damping = float(damping)
     tracked = any(t is not None and t.requires_grad for t in inputs)
     differentiable = tracked and torch.is_grad_enabled()
-    if _host_path_applies(inputs):
+    if _numpy_path_applies(inputs):
         if differentiable:
-            translation, valid = _WeightedDLTHost.apply(*inputs, damping)
+            translation, valid = _WeightedDLTNumPy.apply(*inputs, damping)
         else:
-            state = _host_state(_host_arrays(inputs), damping)
+            state = _numpy_state(_numpy_arrays(inputs), damping)
             translation, valid = torch.from_numpy(state.translation), torch.from_numpy(state.valid)
     else:
         if differentiable:

@@ -31,14 +31,14 @@ from tests.dgpgeom._solver_problems import (
 
 F64 = torch.float64
 #: The NumPy path's size limit as shipped (tests may set it to 0: the torch path only).
-HOST_PATH_MAX_POINTS = translation_module.HOST_PATH_MAX_POINTS
+NUMPY_PATH_MAX_POINTS = translation_module.NUMPY_PATH_MAX_POINTS
 
 
 @pytest.fixture(autouse=True, params=["numpy", "torch"])
 def solver_path(request, monkeypatch):
     """Every test runs on both paths: NumPy (small CPU batches) and torch (all others)."""
     if request.param == "torch":
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
     return request.param
 PROPERTY = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -828,7 +828,7 @@ class TestSolveTranslation:
     @pytest.mark.parametrize("damping", [0.0, 0.05])
     def test_vmap_equals_batched_call(self, monkeypatch, damping, device, dtype):
         # Transformed and compiled code takes the torch path: compare with it.
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
         problem = make_problem(15, (5,), dtype=dtype, device=device)
         K = problem.intrinsics[0]
         prior = problem.translation * 1.1
@@ -845,7 +845,7 @@ class TestSolveTranslation:
 
     def test_vmap_of_grad_gives_per_sample_gradients(self, monkeypatch, device, dtype):
         # Transformed and compiled code takes the torch path: compare with it.
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
         problem = make_problem(16, (4,), dtype=dtype, device=device)
 
         def loss(points3d, points2d, intrinsics, weights):
@@ -880,7 +880,7 @@ class TestSolveTranslation:
 
     def test_compile_matches_eager(self, monkeypatch, device, dtype):
         # Transformed and compiled code takes the torch path: compare with it.
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
         problem = make_problem(18, (3,), dtype=dtype, device=device)
 
         def both(points3d, points2d, intrinsics, weights, prior):
@@ -1118,13 +1118,13 @@ class TestNumPyPath:
     @pytest.fixture
     def numpy_calls(self, monkeypatch):
         calls = []
-        original = translation_module.host.closed_form
+        original = translation_module.numpy_twin.closed_form
 
         def spy(*args, **kwargs):
             calls.append(args[0].shape)
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(translation_module.host, "closed_form", spy)
+        monkeypatch.setattr(translation_module.numpy_twin, "closed_form", spy)
         return calls
 
     def test_small_cpu_batches_take_the_numpy_path(self, numpy_calls, solver_path):
@@ -1136,7 +1136,7 @@ class TestNumPyPath:
         assert len(numpy_calls) == (2 if solver_path == "numpy" else 0)
 
     def test_large_batches_take_the_torch_path(self, numpy_calls):
-        batch = translation_module.HOST_PATH_MAX_POINTS // 21 + 1
+        batch = translation_module.NUMPY_PATH_MAX_POINTS // 21 + 1
         problem = make_problem(40, (batch,), 21)
         assert bool(solve_translation(*problem[:4]).valid.all())
         assert numpy_calls == []
@@ -1175,9 +1175,9 @@ class TestNumPyPath:
             loss = (solution.translation * torch.arange(1.0, 4.0, dtype=dtype)).sum()
             return solution, torch.autograd.grad(loss, inputs)
 
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", HOST_PATH_MAX_POINTS)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", NUMPY_PATH_MAX_POINTS)
         numpy_solution, numpy_grads = solve()
-        monkeypatch.setattr(translation_module, "HOST_PATH_MAX_POINTS", 0)
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
         torch_solution, torch_grads = solve()
         assert torch.equal(numpy_solution.valid, torch_solution.valid) or dtype != F64
         both = numpy_solution.valid & torch_solution.valid
