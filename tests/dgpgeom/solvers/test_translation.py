@@ -194,8 +194,13 @@ def assert_translation_close(actual, expected, dtype, rtol=None):
 
 
 def assert_solutions_close(actual, expected, dtype):
-    """Two solutions of the same problem computed along different (equivalent) paths."""
-    tol = 1e-12 if dtype == F64 else 1e-6
+    """Two solutions of the same problem computed along different (equivalent) paths.
+
+    In float32 the rounding of the two paths differs by about 1e-7 relative in the
+    translation, which the conditioning of the system (about 100-1000 for a hand)
+    carries into the residuals: 1e-4 of the largest value.
+    """
+    tol = 1e-12 if dtype == F64 else 1e-4
     assert torch.equal(actual.valid, expected.valid)
     for a, e in zip(actual, expected, strict=True):
         if a is not None and a.is_floating_point():
