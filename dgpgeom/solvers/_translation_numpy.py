@@ -65,7 +65,8 @@ def closed_form(
         planes = np.empty((5, *shape), points2d.dtype)
         x, y, bx, by, Z = planes
         k = intrinsics[..., :2, :].copy()
-        fx, skew, cx, fy, cy = k[..., 0, 0, None], k[..., 0, 1, None], k[..., 0, 2, None], k[..., 1, 1, None], k[..., 1, 2, None]  # fmt: skip
+        fx, skew, cx = k[..., 0, 0, None], k[..., 0, 1, None], k[..., 0, 2, None]
+        fy, cy = k[..., 1, 1, None], k[..., 1, 2, None]
         np.subtract(points2d[..., 1], cy, out=y)
         np.divide(y, fy, out=y)
         np.subtract(points2d[..., 0], cx, out=x)
@@ -99,7 +100,9 @@ def closed_form(
         mu = 1.0 + damping
         if damping > 0:
             pivot = pivot + (damping + damping / mu * rho2)
-            pull_x, pull_y = (mean_bx, mean_by) if prior is None else (mean_bx + prior[..., 0], mean_by + prior[..., 1])  # fmt: skip
+            pull_x, pull_y = mean_bx, mean_by
+            if prior is not None:
+                pull_x, pull_y = mean_bx + prior[..., 0], mean_by + prior[..., 1]
             numerator = numerator + damping / mu * (mean_x * pull_x + mean_y * pull_y)
             if prior is not None:
                 numerator = numerator + damping * prior[..., 2]
@@ -169,7 +172,8 @@ def backward(
         minus_grad_y = np.multiply(omega, qy, out=grads[1])
         np.add(x * minus_grad_x, y * minus_grad_y, out=grads[2])
         omega_lz, depth = omega * lz_n, Z + tz
-        fx, skew, fy = s.intrinsics[..., 0, 0, None], s.intrinsics[..., 0, 1, None], s.intrinsics[..., 1, 1, None]  # fmt: skip
+        k = s.intrinsics
+        fx, skew, fy = k[..., 0, 0, None], k[..., 0, 1, None], k[..., 1, 1, None]
         grad_u = np.divide(omega_lz * rx + depth * minus_grad_x, fx, out=grads[3])
         np.divide(omega_lz * ry + depth * minus_grad_y - skew * grad_u, fy, out=grads[4])
         np.negative(grads[:2], out=grads[:2])
@@ -189,9 +193,8 @@ def backward(
         if needs[2]:
             # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
             grad_uv = grads[3:5]
-            top = np.where(
-                valid, (grad_uv[:, None] * s.planes[None, :2]).sum(-1), 0.0
-            )  # (x, y may be NaN)
+            top = (grad_uv[:, None] * s.planes[None, :2]).sum(-1)
+            top = np.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
             grad_k = np.zeros((*x.shape[:-1], 3, 3), x.dtype)
             grad_k[..., :2, :2] = _last_first(top, 2)
             grad_k[..., :2, 2] = _last_first(grad_uv.sum(-1))
