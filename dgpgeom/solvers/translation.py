@@ -67,8 +67,8 @@ Implementation notes (see also the design notes of the project):
   solved by a NumPy twin of the closed form and of the backward
   (``dgpgeom/solvers/_translation_numpy.py``): at that size each operation costs more
   than its arithmetic, and a NumPy call less than an ATen dispatch. Same formulas, same validity, same gradients (double backward goes through
-  the torch state). Function transforms, ``torch.compile``, tracing, dispatch modes,
-  tensor subclasses and every other device take the torch path.
+  the torch state). Function transforms, forward-mode AD, ``torch.compile``, tracing,
+  dispatch modes, tensor subclasses and every other device take the torch path.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch._C._functorch import peek_interpreter_stack
+from torch.autograd import forward_ad
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from dgpgeom._core import check_single_view
@@ -321,13 +322,15 @@ NUMPY_PATH_MAX_POINTS = 16384
 def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
     """Whether a call may run in NumPy: small, on the CPU, plain tensors, nothing watching.
 
-    Function transforms (``vmap``, ``grad``), ``torch.compile``, tracing (ONNX export)
-    and dispatch modes must see the ATen ops, so they always take the torch path.
+    Function transforms (``vmap``, ``grad``), forward-mode AD (dual tensors),
+    ``torch.compile``, tracing (ONNX export) and dispatch modes must see the ATen ops, so
+    they always take the torch path.
     """
     # (Checked before the sizes, which a tracer would record as a guard.)
     return (
         not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
+        and forward_ad._current_level < 0
         and peek_interpreter_stack() is None
         and _get_current_dispatch_mode() is None
         and not torch._C._is_torch_function_mode_enabled()

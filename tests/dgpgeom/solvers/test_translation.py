@@ -1158,6 +1158,22 @@ class TestNumPyPath:
         solve_translation(*(t.to("meta") for t in problem[:4]))
         assert numpy_calls == []
 
+    def test_forward_mode_ad_takes_the_torch_path(self, numpy_calls):
+        """Dual tensors carry their tangent through the solve (NumPy would drop it)."""
+        problem = make_problem(42, (2,), 21)
+        tangent = torch.randn_like(problem.points3d)
+        with torch.autograd.forward_ad.dual_level():
+            dual = torch.autograd.forward_ad.make_dual(problem.points3d, tangent)
+            out = solve_translation(dual, *problem[1:4]).translation
+            derivative = torch.autograd.forward_ad.unpack_dual(out).tangent
+        _, expected = torch.func.jvp(
+            lambda p3: solve_translation(p3, *problem[1:4]).translation,
+            (problem.points3d,),
+            (tangent,),
+        )
+        torch.testing.assert_close(derivative, expected)
+        assert numpy_calls == []
+
     @PROPERTY
     @given(data=st.data())
     def test_paths_agree(self, data, monkeypatch):
