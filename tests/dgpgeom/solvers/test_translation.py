@@ -40,6 +40,8 @@ def solver_path(request, monkeypatch):
     if request.param == "torch":
         monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
     return request.param
+
+
 PROPERTY = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
