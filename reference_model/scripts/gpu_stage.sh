@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One training stage of the `full` model on a lent GPU machine, in one prepared command:
+# data, training from the shipped checkpoint, and the weights back in parts.
+#
+#   bash reference_model/scripts/gpu_stage.sh STEPS MINUTES [IMAGES]
+#
+# STEPS: the stage's schedule (warm-up and cosine decay over STEPS steps of batch 32);
+# MINUTES: wall-clock budget of the training (the run stops there if STEPS is not
+# reached, and the last periodic checkpoint comes back); IMAGES: training images to
+# render (default 32768, the recipe's set; fewer when EGL is missing, see below).
+# Writes to $OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
+# checkpoint) split into 15 MB parts, the run's config, metrics and log.
+#
+# The GPU image has PyTorch but not kornia, kornia_rs or orjson: fetch them here first,
+# in the repository root (the wheels are not committed):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs orjson
+# and name `.whl` in the run's `carry`. Without EGL loaders make-data falls back to its
+# torch rasterizer (about 7 images per second per core): render fewer images then.
+#
+# Environment: OUT (set by the device tool), WORK (scratch, default /tmp/handdgp-gpu),
+# DEVICE (default cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic
+# evaluation set, default 256). Its test runs it on the CPU in miniature.
+#
+# Back here, join the parts and measure the candidate as every stage is measured:
+#   cat FILES_AT/model.pt.part-* > runs/full-gpu/model.pt
+#   reference_model/scripts/measure_stage.sh runs/full-gpu/model.pt full runs/full-gpu/measure
+set -euo pipefail
+steps=${1:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
+minutes=${2:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
+images=${3:-32768}
+out=${OUT:?OUT: the folder whose files come back}
+work=${WORK:-/tmp/handdgp-gpu}
+device=${DEVICE:-cuda}
+python=${PYTHON:-python3}
+
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$work/site" .whl/*.whl
+  export PYTHONPATH="$work/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:$PWD/reference_model:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+"$python" -c "import torch, kornia; print('torch', torch.__version__, 'kornia', kornia.__version__,
+      'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0))"
+
+start=$SECONDS
+workers=$(nproc)
+"$python" -m handdgp make-data --out "$work/data/train" --num "$images" --seed 100 \
+  --workers "$workers" --no-progress
+"$python" -m handdgp make-data --out "$work/data/test" --num "${TEST_IMAGES:-256}" --seed 9001 \
+  --workers "$workers" --no-progress
+echo "data: $((SECONDS - start)) s"
+
+# Stage 5's settings (checkpoints/full.json), warm-started from the shipped weights.
+run="$work/run"
+status=0
+timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-dir "$run" --no-progress \
+  --set "data.train=$work/data/train" --set "data.test=$work/data/test" \
+  --set net.keypoint_stride=4 --set net.keypoint_context=true \
+  --set train.init_from=reference_model/handdgp/checkpoints/full.pt \
+  --set train.lr=2e-4 --set train.warmup_steps=100 --set train.epochs=100000 --set "train.max_steps=$steps" \
+  --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 \
+  --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers - 2))" \
+  --set train.amp=true --set "train.device=$device" > "$out/train.log" 2>&1 || status=$?
+echo "training: exit $status after $((SECONDS - start)) s (124 or 130: stopped at the budget)"
+
+weights="$run/model.pt"
+if [ ! -f "$weights" ]; then
+  if [ ! -f "$run/checkpoint.pt" ]; then
+    echo "no weights: the budget ended before the first checkpoint (every 500 steps)" >&2
+    exit 1
+  fi
+  # The last periodic checkpoint without its optimizer state (what comes back is capped
+  # at 64 MB): the format of model.pt, named for the step it reached.
+  weights="$run/model-partial.pt"
+  "$python" -c "import sys, torch; s = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
+torch.save({k: s[k] for k in ('model', 'config', 'step')}, sys.argv[2]); print('partial: step', s['step'])" \
+    "$run/checkpoint.pt" "$weights"
+fi
+split -b 15M -d "$weights" "$out/$(basename "$weights").part-"
+cp "$run"/*.json* "$out/" 2>/dev/null || true
+ls -la "$out"
