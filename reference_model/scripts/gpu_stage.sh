@@ -7,18 +7,21 @@
 # STEPS: the stage's schedule (warm-up and cosine decay over STEPS steps of batch 32);
 # MINUTES: wall-clock budget of the training (the run stops there if STEPS is not
 # reached, and the last periodic checkpoint comes back); IMAGES: training images to
-# render (default 32768, the recipe's set; fewer when EGL is missing, see below).
+# render (default: the recipe's 32768 where OpenGL through EGL works, else 8192, which
+# the torch rasterizer renders in about as long).
 # Writes to $OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
 # checkpoint) split into 15 MB parts, the run's config, metrics and log.
 #
-# The GPU image has PyTorch but not kornia, kornia_rs or orjson: fetch them here first,
-# in the repository root (the wheels are not committed):
+# The GPU image has PyTorch but not kornia, kornia_rs, orjson or moderngl: fetch them
+# here first, in the repository root (neither folder is committed):
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs orjson
-# and name `.whl` in the run's `carry`. Without EGL loaders make-data falls back to its
-# torch rasterizer (about 7 images per second per core): render fewer images then.
+#     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs orjson moderngl glcontext
+# and name `.whl` in the run's `carry`. For OpenGL through EGL also fetch the loaders as
+# the device tool's notes say (a `.gl` folder of .deb files, carried, unpacked at the
+# start of the command); without them make-data uses its torch rasterizer, about 7
+# images per second per core against about 50.
 #
 # Environment: OUT (set by the device tool), WORK (scratch, default /tmp/handdgp-gpu),
 # DEVICE (default cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic
@@ -30,7 +33,7 @@
 set -euo pipefail
 steps=${1:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
 minutes=${2:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
-images=${3:-32768}
+images=${3:-}
 out=${OUT:?OUT: the folder whose files come back}
 work=${WORK:-/tmp/handdgp-gpu}
 device=${DEVICE:-cuda}
@@ -47,6 +50,11 @@ export PYTHONPATH="$PWD:$PWD/reference_model:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 
 start=$SECONDS
 workers=$(nproc)
+if [ -z "$images" ]; then
+  egl=$("$python" -c "from handdgp.data.render import egl_available; print(int(egl_available()))")
+  images=$([ "$egl" = 1 ] && echo 32768 || echo 8192)
+  echo "EGL available: $egl; rendering $images training images"
+fi
 "$python" -m handdgp make-data --out "$work/data/train" --num "$images" --seed 100 \
   --workers "$workers" --no-progress
 "$python" -m handdgp make-data --out "$work/data/test" --num "${TEST_IMAGES:-256}" --seed 9001 \
