@@ -17,7 +17,8 @@
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-#     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs orjson moderngl glcontext
+#     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs==0.2.0 orjson==3.13.0 \
+#     moderngl==5.13.0 glcontext==3.1.0
 # and name `.whl` in the run's `carry`. For OpenGL through EGL also fetch the loaders as
 # the device tool's notes say (a `.gl` folder of .deb files, carried, unpacked at the
 # start of the command); without them make-data uses its torch rasterizer, about 7
