@@ -1,41 +1,43 @@
 #!/usr/bin/env bash
-# One training stage of the `full` model on a lent GPU machine, in one prepared command:
-# data, training from the shipped checkpoint, and the weights back in parts.
+# One training stage of the `full` model on a GPU machine held for a few minutes, in one
+# prepared command: data, training from the shipped checkpoint, the weights in parts.
 #
-#   bash reference_model/scripts/gpu_stage.sh STEPS MINUTES [IMAGES]
+#   OUT=DIR bash reference_model/scripts/gpu_stage.sh STEPS MINUTES [IMAGES]
 #
 # STEPS: the stage's schedule (warm-up and cosine decay over STEPS steps of batch 32);
 # MINUTES: wall-clock budget of the training (the run stops there if STEPS is not
-# reached, and the last periodic checkpoint comes back); IMAGES: training images to
-# render (default: the recipe's 32768 where OpenGL through EGL works, else 8192, which
-# the torch rasterizer renders in about as long).
-# Writes to $OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
-# checkpoint) split into 15 MB parts, the run's config, metrics and log.
+# reached, and the last periodic checkpoint is kept); IMAGES: training images to render
+# (default: the recipe's 32768 where OpenGL through EGL works, else 8192, which the
+# torch rasterizer renders in about as long).
+# Writes to OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
+# checkpoint) split into 15 MB parts, the run's config, metrics and log: eight files at
+# most, 64 MB in all.
 #
-# The GPU image has PyTorch but not kornia, kornia_rs, orjson or moderngl: fetch them
-# here first, in the repository root (neither folder is committed):
-#   echo /.whl/ >> .git/info/exclude
+# A machine with PyTorch but without kornia, kornia_rs, orjson or moderngl gets them as
+# wheels fetched beforehand on a machine with a package index, in the repository root,
+# into a folder that is not committed:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl kornia==0.9.0 kornia_rs==0.2.0 orjson==3.13.0 \
 #     moderngl==5.13.0 glcontext==3.1.0
-# and name `.whl` in the run's `carry`. For OpenGL through EGL also fetch the loaders as
-# the device tool's notes say (a `.gl` folder of .deb files, carried, unpacked at the
-# start of the command); without them make-data uses its torch rasterizer, about 7
-# images per second per core against about 50.
+# (7.5 MB); the script installs whatever `.whl/` holds. OpenGL through EGL also needs the
+# EGL and OpenGL loader libraries (libegl1, libopengl0, libgl1, libglvnd0) on the machine;
+# without them make-data uses its torch rasterizer: about 7 images per second per core
+# against about 50 (`handdgp make-data --num 256 --workers 2`, with and without
+# `--backend torch`, on this project's 2-core CPU).
 #
-# Environment: OUT (set by the device tool), WORK (scratch, default /tmp/handdgp-gpu),
-# DEVICE (default cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic
-# evaluation set, default 256). Its test runs it on the CPU in miniature.
+# Environment: OUT (required), WORK (scratch, default /tmp/handdgp-gpu), DEVICE (default
+# cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic evaluation set,
+# default 256). Its test runs it on the CPU in miniature.
 #
-# Back here, join the parts and measure the candidate as every stage is measured:
-#   cat FILES_AT/model.pt.part-* > runs/full-gpu/model.pt
+# Then join the parts and measure the candidate as every stage is measured:
+#   cat DIR/model.pt.part-* > runs/full-gpu/model.pt
 #   reference_model/scripts/measure_stage.sh runs/full-gpu/model.pt full runs/full-gpu/measure
 set -euo pipefail
 steps=${1:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
 minutes=${2:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
 images=${3:-}
-out=${OUT:?OUT: the folder whose files come back}
+out=${OUT:?OUT: the folder to write the weights, config, metrics and log to}
 work=${WORK:-/tmp/handdgp-gpu}
 device=${DEVICE:-cuda}
 python=${PYTHON:-python3}
@@ -81,8 +83,8 @@ if [ ! -f "$weights" ]; then
     echo "no weights: the budget ended before the first checkpoint (every 500 steps)" >&2
     exit 1
   fi
-  # The last periodic checkpoint without its optimizer state (what comes back is capped
-  # at 64 MB): the format of model.pt, named for the step it reached.
+  # The last periodic checkpoint without its optimizer state (a third of the size): the
+  # format of model.pt.
   weights="$run/model-partial.pt"
   "$python" -c "import sys, torch; s = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
 torch.save({k: s[k] for k in ('model', 'config', 'step')}, sys.argv[2]); print('partial: step', s['step'])" \

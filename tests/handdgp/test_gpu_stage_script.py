@@ -1,6 +1,7 @@
 """The prepared GPU training stage (`reference_model/scripts/gpu_stage.sh`), run on the CPU in miniature.
 
-A lent GPU machine gives minutes, not retries: the script must work the first time.
+A GPU machine held for a few minutes leaves no time for retries: the script must work the
+first time.
 """
 
 import os
@@ -38,4 +39,4 @@ def test_gpu_stage_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp
     assert state["step"] == 3
     assert state["config"]["train"]["init_from"].endswith("checkpoints/full.pt")
     assert (out / "metrics.jsonl").stat().st_size > 0
-    assert len(list(out.iterdir())) <= 8  # what the device tool brings back
+    assert len(list(out.iterdir())) <= 8  # the header's promise
