@@ -67,6 +67,7 @@ echo "data: $((SECONDS - start)) s"
 # Stage 5's settings (checkpoints/full.json), warm-started from the shipped weights.
 run="$work/run"
 status=0
+train_start=$SECONDS
 timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-dir "$run" --no-progress \
   --set "data.train=$work/data/train" --set "data.test=$work/data/test" \
   --set net.keypoint_stride=4 --set net.keypoint_context=true \
@@ -75,7 +76,13 @@ timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-d
   --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 \
   --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers - 2))" \
   --set train.amp=true --set "train.device=$device" > "$out/train.log" 2>&1 || status=$?
-echo "training: exit $status after $((SECONDS - start)) s (124 or 130: stopped at the budget)"
+seconds=$((SECONDS - train_start))
+echo "training: exit $status after $seconds s (124: stopped at the budget)"
+"$python" -c "import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+step = max((json.loads(l).get('step', 0) for l in lines), default=0)
+print(f'reached step {step}: {step / max(int(sys.argv[2]), 1):.1f} steps/s, start-up and data loading included')" \
+  "$run/metrics.jsonl" "$seconds" || true
 
 weights="$run/model.pt"
 if [ ! -f "$weights" ]; then
