@@ -1181,17 +1181,16 @@ class TestNumPyPath:
     def test_paths_agree(self, data, monkeypatch):
         """Values, validity and gradients; float32 within the float32 accuracy bound."""
         dtype = data.draw(st.sampled_from([torch.float32, torch.float64]))
-        shape = data.draw(st.sampled_from([(), (3,), (2, 2)]))
         degenerate = data.draw(st.booleans())
         if degenerate:
             problem = data.draw(degenerate_translation_problems(dtype=dtype))
         else:
+            shape = data.draw(st.sampled_from([(), (3,), (2, 2)]))
             problem = data.draw(translation_problems(
                 batch_shape=shape, max_points=30, depth_range=(0.3, 2.0), skew=True, dtype=dtype
             ))  # fmt: skip
         damping = data.draw(DAMPINGS)
         prior = problem.translation * 0.9 if data.draw(st.booleans()) else None
-
         weighted = degenerate or data.draw(st.booleans())  # (degenerate ones need weights)
 
         def solve():
@@ -1227,7 +1226,7 @@ class TestNumPyPath:
             solution = solve_all(*inputs)
         assert not bool(solution.valid.any())
 
-    def test_in_place_change_before_backward_raises(self, solver_path):
+    def test_in_place_change_before_backward_raises(self):
         inputs = [t.requires_grad_() for t in _one_hand(torch.float64)]
         points2d = inputs[1].detach().clone().requires_grad_()
         shifted = points2d * 1.0
