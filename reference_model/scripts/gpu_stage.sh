@@ -74,7 +74,7 @@ timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-d
   --set train.init_from=reference_model/handdgp/checkpoints/full.pt \
   --set train.lr=2e-4 --set train.warmup_steps=100 --set train.epochs=100000 --set "train.max_steps=$steps" \
   --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 \
-  --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers - 2))" \
+  --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers > 2 ? workers - 2 : 0))" \
   --set train.amp=true --set "train.device=$device" > "$out/train.log" 2>&1 || status=$?
 seconds=$((SECONDS - train_start))
 echo "training: exit $status after $seconds s (124: stopped at the budget)"
@@ -90,8 +90,7 @@ if [ ! -f "$weights" ]; then
     echo "no weights: the budget ended before the first checkpoint (every 500 steps)" >&2
     exit 1
   fi
-  # The last periodic checkpoint without its optimizer state (a third of the size): the
-  # format of model.pt.
+  # The last periodic checkpoint without its optimizer state, in the format of model.pt.
   weights="$run/model-partial.pt"
   "$python" -c "import sys, torch; s = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
 torch.save({k: s[k] for k in ('model', 'config', 'step')}, sys.argv[2]); print('partial: step', s['step'])" \
