@@ -1,9 +1,12 @@
-"""The weighted-DLT solve and its backward in NumPy, for small batches on the CPU.
+"""The weighted-DLT solve and its backward in NumPy, for CPU calls.
 
 At a small batch the solver's cost is the per-operation overhead, not the arithmetic,
-and a NumPy call on a few hundred values costs less than an ATen dispatch (the
-benchmark's two dgpgeom rows: 2.6× at one hand, forward). For CPU tensors
-outside function transforms, compilation, tracing and dispatch modes,
+and a NumPy call on a few hundred values costs less than an ATen dispatch. At a large
+one the sums over the N points of each problem are contractions (``einsum``,
+``matmul``), and minima and maxima run over a transposed copy: reductions along a
+short last axis are slow in NumPy and torch alike. For CPU tensors outside function
+transforms, compilation, tracing and dispatch modes (and, while torch runs on
+several threads, only for small batches: NumPy runs on one core),
 :func:`~dgpgeom.solve_translation` runs this twin of its torch ``_closed_form`` and
 ``_backward`` on NumPy views of the inputs: the same centred closed form, the same
 implicit-function backward and the same validity tests (see the notes of
@@ -45,6 +48,23 @@ def _last_first(array: np.ndarray, count: int = 1) -> np.ndarray:
     return array.transpose((*range(count, array.ndim), *range(count)))
 
 
+def _reduce_last(ufunc: np.ufunc, array: np.ndarray) -> np.ndarray:
+    """``ufunc.reduce(array, axis=-1)``, fast for many short rows.
+
+    NumPy reduces a contiguous last axis of a few points row by row; over the leading
+    axis of the transposed copy it runs whole rows of problems at once (4× at 4,096
+    hands of 21 points).
+    """
+    if array.size <= _ROWWISE_REDUCTION_MAX_SIZE:
+        return ufunc.reduce(array, axis=-1)
+    columns = np.ascontiguousarray(array.reshape(-1, array.shape[-1]).T)
+    return ufunc.reduce(columns, axis=0).reshape(array.shape[:-1])
+
+
+#: Up to this many elements a row-by-row reduction costs less than the transposed copy.
+_ROWWISE_REDUCTION_MAX_SIZE = 2048
+
+
 def closed_form(
     points3d: np.ndarray,
     points2d: np.ndarray,
@@ -78,23 +98,26 @@ def closed_form(
         factor = squared = None
         if weights is None:
             omega: np.ndarray | float = 1.0 / shape[-1]
-            means = planes[:4].mean(-1, keepdims=True)
+            means = (planes[:4] @ np.full(shape[-1], omega, planes.dtype))[..., None]
         else:
             # Unused points are zeros from here on, whatever they held.
-            np.copyto(planes, 0.0, where=weights == 0)
+            unused = weights == 0
+            if unused.any():
+                np.copyto(planes, 0.0, where=unused)
             # Divided by the largest magnitude first: no over- or underflow of w².
-            scale = np.abs(weights).max(-1, keepdims=True)
+            scale = _reduce_last(np.maximum, np.abs(weights))[..., None]
             normalised = weights / scale
             squared = normalised * normalised
-            total = squared.sum(-1, keepdims=True)
+            total = (squared @ np.ones(shape[-1], squared.dtype))[..., None]
             omega = squared / total
             if weight_factor:
                 factor = normalised / scale / (0.5 * total)
-            means = (planes[:4] * omega).sum(-1, keepdims=True)
+            means = np.einsum("k...n,...n->k...", planes[:4], omega)[..., None]
         centred = planes[:4] - means
         # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
-        sums = (centred.reshape(2, 2, *shape) * (centred[:2] * omega)).sum(-1)
-        pivot, numerator = sums[0, 0] + sums[0, 1], sums[1, 0] + sums[1, 1]
+        pivot, numerator = np.einsum(
+            "ij...n,j...n->i...", centred.reshape(2, 2, *shape), centred[:2] * omega
+        )
         mean_x, mean_y, mean_bx, mean_by = means[..., 0]
         rho2 = mean_x * mean_x + mean_y * mean_y
         mu = 1.0 + damping
@@ -109,7 +132,8 @@ def closed_form(
         spread = rho2 + 1.0
         bound = tolerance * spread * spread
         # The upper two rows of K must be finite (an infinite focal length gives x = 0).
-        well_posed = (pivot > bound) & np.isfinite(k).all((-2, -1))
+        finite_k = _reduce_last(np.logical_and, np.isfinite(k).reshape(*k.shape[:-2], 6))
+        well_posed = (pivot > bound) & finite_k
         pivot = np.maximum(pivot, bound)
         solution = np.empty((*shape[:-1], 3), points2d.dtype)
         tz = np.divide(numerator, pivot, out=solution[..., 2])
@@ -120,7 +144,7 @@ def closed_form(
                 solution[..., :2] += damping * prior[..., :2]
             solution[..., :2] /= mu
         # In front of the camera: the root and every used point (unused ones have Z = 0).
-        nearest = np.minimum(Z.min(-1), 0.0) + tz
+        nearest = np.minimum(_reduce_last(np.minimum, Z), 0.0) + tz
         valid = np.asarray(well_posed & (nearest > tolerance * tz))
         if damping > 0 and squared is not None:
             valid &= squared.sum(-1) > 0
@@ -180,9 +204,10 @@ def backward(
         if needs[3]:
             # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
             minus_grad_omega = qx * rx + qy * ry
-            minus_mean = (omega * minus_grad_omega).sum(-1, keepdims=True)
+            minus_mean = np.einsum("...n,...n->...", omega, minus_grad_omega)[..., None]
             np.multiply(s.weight_factor, minus_mean - minus_grad_omega, out=grads[5])
-        np.copyto(grads, 0.0, where=~valid[..., None])
+        if not valid.all():
+            np.copyto(grads, 0.0, where=~valid[..., None])
         outputs: list[np.ndarray | None] = [None] * 6
         if needs[0]:
             outputs[0] = _last_first(grads[:3])
@@ -193,11 +218,11 @@ def backward(
         if needs[2]:
             # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
             grad_uv = grads[3:5]
-            top = (grad_uv[:, None] * s.planes[None, :2]).sum(-1)
+            top = np.einsum("i...n,j...n->ij...", grad_uv, s.planes[:2])
             top = np.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
             grad_k = np.zeros((*x.shape[:-1], 3, 3), x.dtype)
             grad_k[..., :2, :2] = _last_first(top, 2)
-            grad_k[..., :2, 2] = _last_first(grad_uv.sum(-1))
+            grad_k[..., :2, 2] = _last_first(grad_uv @ np.ones(x.shape[-1], x.dtype))
             grad_k[..., 1, 0] = 0.0
             np.negative(grad_k, out=grad_k)
             outputs[2] = _sum_to(grad_k, intrinsics_shape)

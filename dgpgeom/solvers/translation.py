@@ -63,10 +63,13 @@ Implementation notes (see also the design notes of the project):
   with autograd; without ``create_graph`` it reuses the forward's.
 - Covariance and pixel residuals are computed only on request, with plain autograd
   from the translation.
-- Small batches on the CPU (at most :data:`NUMPY_PATH_MAX_POINTS` points in all) are
-  solved by a NumPy twin of the closed form and of the backward
-  (``dgpgeom/solvers/_translation_numpy.py``): at that size each operation costs more
-  than its arithmetic, and a NumPy call less than an ATen dispatch. Same formulas,
+- CPU calls (of any size while torch runs on one thread, else of at most
+  :data:`NUMPY_PATH_MAX_POINTS` points) are solved by a NumPy twin of the closed form
+  and of the backward (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each
+  operation costs more than its arithmetic, and a NumPy call less than an ATen
+  dispatch; at a large one its sums over the N points are contractions (``einsum``,
+  ``matmul``) and its minima and maxima run over a transposed copy, where reductions
+  along a short last axis are slow. Same formulas,
   same validity, same gradients (double backward goes through the torch state).
   Function transforms, forward-mode AD, ``torch.compile``, tracing, dispatch modes,
   tensor subclasses and every other device take the torch path.
@@ -315,8 +318,12 @@ class _WeightedDLT(torch.autograd.Function):
         return _backward(s, grad_translation, intrinsics, prior, damping, ctx.needs_input_grad)
 
 
-#: The most points (problems times N) a call on the CPU may hold to be solved in NumPy;
-#: 0 turns that path off. Above it the torch path is as fast (``benchmarks/README.md``).
+#: The most points (problems times N) a CPU call may hold to be solved in NumPy while
+#: torch runs on several threads; 0 turns the NumPy path off. NumPy runs on one core:
+#: while torch also runs on one (``torch.get_num_threads() == 1``) the NumPy path
+#: takes calls of any size, being faster at every batch size measured; with more
+#: threads the torch path's parallel kernels win on large batches
+#: (``benchmarks/README.md``).
 NUMPY_PATH_MAX_POINTS = 16384
 
 
@@ -337,7 +344,8 @@ def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
         and not torch._C._is_torch_function_mode_enabled()
         and all(t is None or type(t) is Tensor for t in tensors)
         and tensors[0].device.type == "cpu"
-        and tensors[0].numel() <= 3 * NUMPY_PATH_MAX_POINTS
+        and NUMPY_PATH_MAX_POINTS > 0
+        and (tensors[0].numel() <= 3 * NUMPY_PATH_MAX_POINTS or torch.get_num_threads() == 1)
     )
 
 
@@ -623,10 +631,10 @@ def solve_translation(
     nothing (they are divided by their largest magnitude first), and ``w_i = 0`` is
     exactly dropping point ``i``, whatever it holds (NaN and Inf included).
 
-    On the CPU a call with at most :data:`NUMPY_PATH_MAX_POINTS` points in all is
-    computed in NumPy (at one hand 2.6× faster forward, 1.9× forward and backward; the
-    same answers and gradients to rounding); anything else, and any call under
-    ``vmap``, ``grad``, ``torch.compile`` or export, in torch ops.
+    On the CPU a call is computed in NumPy when torch runs on one thread, or when it
+    holds at most :data:`NUMPY_PATH_MAX_POINTS` points in all (the same answers and
+    gradients to rounding; 1.5-2.7× faster, see the benchmarks); anything else, and
+    any call under ``vmap``, ``grad``, ``torch.compile`` or export, in torch ops.
 
     Trouble that depends on the values (degenerate geometry, a solution behind the
     camera, NaN or Inf in a used input) never raises: it sets ``valid`` to False for

@@ -1142,11 +1142,32 @@ class TestNumPyPath:
             solve_translation(*inputs)
         assert len(numpy_calls) == (2 if solver_path == "numpy" else 0)
 
-    def test_large_batches_take_the_torch_path(self, numpy_calls):
-        batch = translation_module.NUMPY_PATH_MAX_POINTS // 21 + 1
+    @pytest.fixture
+    def two_threads(self):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        yield
+        torch.set_num_threads(threads)
+
+    def test_large_batches_take_the_torch_path_when_torch_runs_threads(
+        self, numpy_calls, two_threads, solver_path
+    ):
+        batch = NUMPY_PATH_MAX_POINTS // 21 + 1
         problem = make_problem(40, (batch,), 21)
         assert bool(solve_translation(*problem[:4]).valid.all())
-        assert numpy_calls == []
+        solve_translation(*(t[: batch - 1] for t in problem[:4]))
+        assert numpy_calls == ([(batch - 1, 21, 3)] if solver_path == "numpy" else [])
+
+    def test_one_thread_takes_the_numpy_path_at_any_size(self, numpy_calls, solver_path):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            batch = NUMPY_PATH_MAX_POINTS // 21 + 1
+            problem = make_problem(40, (batch,), 21)
+            assert bool(solve_translation(*problem[:4]).valid.all())
+        finally:
+            torch.set_num_threads(threads)
+        assert numpy_calls == ([(batch, 21, 3)] if solver_path == "numpy" else [])
 
     def test_transforms_modes_and_other_devices_take_the_torch_path(self, numpy_calls):
         problem = make_problem(41, (3,), 21)
