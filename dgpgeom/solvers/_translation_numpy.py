@@ -5,8 +5,8 @@ and a NumPy call on a few hundred values costs less than an ATen dispatch. At a 
 one the sums over the N points of each problem are contractions (``einsum``,
 ``matmul``), and minima and maxima run over a transposed copy: reductions along a
 short last axis are slow in NumPy and torch alike. For CPU tensors outside function
-transforms, compilation, tracing and dispatch modes (and, while torch runs on
-several threads, only for small batches: NumPy runs on one core),
+transforms, compilation, tracing and dispatch modes (up to a size that depends on
+torch's thread count: NumPy runs on one core),
 :func:`~dgpgeom.solve_translation` runs this twin of its torch ``_closed_form`` and
 ``_backward`` on NumPy views of the inputs: the same centred closed form, the same
 implicit-function backward and the same validity tests (see the notes of

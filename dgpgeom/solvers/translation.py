@@ -63,8 +63,8 @@ Implementation notes (see also the design notes of the project):
   with autograd; without ``create_graph`` it reuses the forward's.
 - Covariance and pixel residuals are computed only on request, with plain autograd
   from the translation.
-- CPU calls (of any size while torch runs on one thread, else of at most
-  :data:`NUMPY_PATH_MAX_POINTS` points) are solved by a NumPy twin of the closed form
+- CPU calls of at most :data:`NUMPY_PATH_MAX_POINTS` points
+  (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) are solved by a NumPy twin of the closed form
   and of the backward (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each
   operation costs more than its arithmetic, and a NumPy call less than an ATen
   dispatch; at a large one its sums over the N points are contractions (``einsum``,
@@ -319,12 +319,14 @@ class _WeightedDLT(torch.autograd.Function):
 
 
 #: The most points (problems times N) a CPU call may hold to be solved in NumPy while
-#: torch runs on several threads; 0 turns the NumPy path off. NumPy runs on one core:
-#: while torch also runs on one (``torch.get_num_threads() == 1``) the NumPy path
-#: takes calls of any size, being faster at every batch size measured; with more
-#: threads the torch path's parallel kernels win on large batches
-#: (``benchmarks/README.md``).
+#: torch runs on several threads, whose kernels then win on large batches; 0 turns the
+#: NumPy path off (``benchmarks/README.md``).
 NUMPY_PATH_MAX_POINTS = 16384
+
+#: The same limit while torch runs on one thread (``torch.get_num_threads() == 1``), as
+#: NumPy does: about 400,000 hands of 21 points. The NumPy path measured faster up to
+#: 262,144 hands and slower at 1,048,576, where its fresh temporaries cost page faults.
+NUMPY_PATH_MAX_POINTS_ONE_THREAD = 2**23
 
 
 def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
@@ -335,7 +337,7 @@ def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
     they always take the torch path.
     """
     # (Checked before the sizes, which a tracer would record as a guard.)
-    return (
+    if not (
         not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and forward_ad._current_level < 0
@@ -345,8 +347,11 @@ def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
         and all(t is None or type(t) is Tensor for t in tensors)
         and tensors[0].device.type == "cpu"
         and NUMPY_PATH_MAX_POINTS > 0
-        and (tensors[0].numel() <= 3 * NUMPY_PATH_MAX_POINTS or torch.get_num_threads() == 1)
-    )
+    ):
+        return False
+    one_thread = torch.get_num_threads() == 1
+    limit = NUMPY_PATH_MAX_POINTS_ONE_THREAD if one_thread else NUMPY_PATH_MAX_POINTS
+    return tensors[0].numel() <= 3 * limit
 
 
 def _numpy_arrays(tensors: tuple[Tensor | None, ...]) -> list:
@@ -631,10 +636,11 @@ def solve_translation(
     nothing (they are divided by their largest magnitude first), and ``w_i = 0`` is
     exactly dropping point ``i``, whatever it holds (NaN and Inf included).
 
-    On the CPU a call is computed in NumPy when torch runs on one thread, or when it
-    holds at most :data:`NUMPY_PATH_MAX_POINTS` points in all (the same answers and
-    gradients to rounding; 1.5-2.7× faster, see the benchmarks); anything else, and
-    any call under ``vmap``, ``grad``, ``torch.compile`` or export, in torch ops.
+    On the CPU a call with at most :data:`NUMPY_PATH_MAX_POINTS` points in all
+    (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) is
+    computed in NumPy: the same answers and gradients to rounding, faster (see the
+    benchmarks). Anything else, and any call under ``vmap``, ``grad``,
+    ``torch.compile`` or export, runs in torch ops.
 
     Trouble that depends on the values (degenerate geometry, a solution behind the
     camera, NaN or Inf in a used input) never raises: it sets ``valid`` to False for

@@ -1158,16 +1158,18 @@ class TestNumPyPath:
         solve_translation(*(t[: batch - 1] for t in problem[:4]))
         assert numpy_calls == ([(batch - 1, 21, 3)] if solver_path == "numpy" else [])
 
-    def test_one_thread_takes_the_numpy_path_at_any_size(self, numpy_calls, solver_path):
+    def test_one_thread_has_its_own_limit(self, numpy_calls, solver_path, monkeypatch):
+        monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS_ONE_THREAD", 105)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             batch = NUMPY_PATH_MAX_POINTS // 21 + 1
             problem = make_problem(40, (batch,), 21)
-            assert bool(solve_translation(*problem[:4]).valid.all())
+            assert bool(solve_translation(*problem[:4]).valid.all())  # torch path
+            solve_translation(*(t[:5] for t in problem[:4]))
         finally:
             torch.set_num_threads(threads)
-        assert numpy_calls == ([(batch, 21, 3)] if solver_path == "numpy" else [])
+        assert numpy_calls == ([(5, 21, 3)] if solver_path == "numpy" else [])
 
     def test_transforms_modes_and_other_devices_take_the_torch_path(self, numpy_calls):
         problem = make_problem(41, (3,), 21)
