@@ -90,7 +90,8 @@ def closed_form(
         np.subtract(points2d[..., 1], cy, out=y)
         np.divide(y, fy, out=y)
         np.subtract(points2d[..., 0], cx, out=x)
-        np.subtract(x, skew * y, out=x)
+        if skew.any():  # (zero for almost every camera: two passes saved)
+            np.subtract(x, skew * y, out=x)
         np.divide(x, fx, out=x)
         np.copyto(Z, points3d[..., 2])
         np.subtract(points3d[..., 0], Z * x, out=bx)
@@ -111,7 +112,7 @@ def closed_form(
             total = (squared @ np.ones(shape[-1], squared.dtype))[..., None]
             omega = squared / total
             if weight_factor:
-                factor = normalised / scale / (0.5 * total)
+                factor = normalised * (2.0 / (scale * total))
             means = np.einsum("k...n,...n->k...", planes[:4], omega)[..., None]
         centred = planes[:4] - means
         # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
@@ -199,7 +200,10 @@ def backward(
         k = s.intrinsics
         fx, skew, fy = k[..., 0, 0, None], k[..., 0, 1, None], k[..., 1, 1, None]
         grad_u = np.divide(omega_lz * rx + depth * minus_grad_x, fx, out=grads[3])
-        np.divide(omega_lz * ry + depth * minus_grad_y - skew * grad_u, fy, out=grads[4])
+        grad_v = np.add(omega_lz * ry, depth * minus_grad_y, out=grads[4])
+        if skew.any():
+            grad_v -= skew * grad_u
+        grad_v /= fy
         np.negative(grads[:2], out=grads[:2])
         if needs[3]:
             # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
@@ -207,7 +211,7 @@ def backward(
             minus_mean = np.einsum("...n,...n->...", omega, minus_grad_omega)[..., None]
             np.multiply(s.weight_factor, minus_mean - minus_grad_omega, out=grads[5])
         if not valid.all():
-            np.copyto(grads, 0.0, where=~valid[..., None])
+            grads[:, ~valid] = 0.0  # (touches the invalid problems only)
         outputs: list[np.ndarray | None] = [None] * 6
         if needs[0]:
             outputs[0] = _last_first(grads[:3])
