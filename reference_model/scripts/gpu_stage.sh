@@ -73,7 +73,7 @@ timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-d
   --set net.keypoint_stride=4 --set net.keypoint_context=true \
   --set train.init_from=reference_model/handdgp/checkpoints/full.pt \
   --set train.lr=2e-4 --set train.warmup_steps=100 --set train.epochs=100000 --set "train.max_steps=$steps" \
-  --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 \
+  --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 --set loss.keypoint2d=3 \
   --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers > 2 ? workers - 2 : 0))" \
   --set train.amp=true --set "train.device=$device" > "$out/train.log" 2>&1 || status=$?
 seconds=$((SECONDS - train_start))
