@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dgpgeom.metrics import point_error, procrustes_error, root_relative_error
-from handdgp.loading import load_model
+from handdgp.loading import load_model, resolve_checkpoint
 from handdgp.outputs import write_outputs
 from handdgp.predict import predict_image
 
@@ -60,10 +60,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "pa_mje_mm": float(procrustes_error(pred_t, true_t).mean() * 1000),
     }
 
+    # A shipped checkpoint's recipe counts the steps of all its stages; the checkpoint
+    # itself only those of its last one.
+    recipe = resolve_checkpoint(args.checkpoint).with_suffix(".json")
+    steps = json.loads(recipe.read_text())["total_steps"] if recipe.exists() else loaded.step
     height, width = image.shape[:2]
     fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
     print(
-        f"HandDGP '{loaded.config.name}' ({loaded.step} training steps) on {image_path.name}: "
+        f"HandDGP '{loaded.config.name}' ({steps:,} training steps) on {image_path.name}: "
         f"{width}x{height} px, fx {fx:.1f} px, fy {fy:.1f} px, principal point ({cx:.1f}, {cy:.1f})"
     )
     print(f"{'':22}{'x (m)':>9}{'y (m)':>9}{'z (m)':>9}")

@@ -8,6 +8,7 @@ import runpy
 import numpy as np
 
 from handdgp.cli import add_predict_arguments
+from handdgp.loading import resolve_checkpoint
 from handdgp.predict import predict_command
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -30,6 +31,8 @@ def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
     assert errors["pa_mje_mm"] <= errors["rs_mje_mm"] + 1e-9  # alignment can only help
     assert "positioning valid: True" in out
     assert f"{errors['wrist_mm']:7.1f} mm" in out
+    recipe = json.loads(resolve_checkpoint("full").with_suffix(".json").read_text())
+    assert f"({recipe['total_steps']:,} training steps)" in out  # all stages, not the last
     for stem in ("mesh.ply", "keypoints.json", "overlay.png", "side_view.png"):
         path = tmp_path / f"synthetic_hand_{stem}"
         assert path.stat().st_size > 1000
