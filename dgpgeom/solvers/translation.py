@@ -64,13 +64,14 @@ Implementation notes (see also the design notes of the project):
 - Covariance and pixel residuals are computed only on request, with plain autograd
   from the translation.
 - CPU calls of at most :data:`NUMPY_PATH_MAX_POINTS` points
-  (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) are solved by a NumPy twin of the closed form
-  and of the backward (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each
-  operation costs more than its arithmetic, and a NumPy call less than an ATen
-  dispatch; at a large one its sums over the N points are contractions (``einsum``,
-  ``matmul``) and its minima and maxima run over a transposed copy, where reductions
-  along a short last axis are slow. Same formulas,
-  same validity, same gradients (double backward goes through the torch state).
+  (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) are solved
+  by a NumPy twin of the closed form and of the backward
+  (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each operation costs
+  more than its arithmetic, and a NumPy call less than an ATen dispatch; at a large one
+  its sums over the N points are contractions (``einsum``, ``matmul``) and its minima
+  and maxima run over a transposed copy, where reductions along a short last axis are
+  slow. Same formulas, same validity, same gradients (double backward goes through the
+  torch state).
   Function transforms, forward-mode AD, ``torch.compile``, tracing, dispatch modes,
   tensor subclasses and every other device take the torch path.
 """
