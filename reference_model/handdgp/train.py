@@ -122,6 +122,17 @@ def _learning_rate(config: ExperimentConfig, step: int, total_steps: int) -> flo
     return config.train.lr * warmup * 0.5 * (1.0 + math.cos(math.pi * step / max(1, total_steps)))
 
 
+def one_thread_per_worker(worker_id: int) -> None:
+    """A data-loader worker's OpenCV runs on one thread: the workers are the parallelism.
+
+    OpenCV otherwise starts a thread per core in every worker process (PyTorch already
+    limits its own threads there): 16 workers on 16 cores would run 256 resize threads.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {
         k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
@@ -215,18 +226,26 @@ def train(
         num_workers=config.train.num_workers,
         persistent_workers=False,
         drop_last=True,
+        worker_init_fn=one_thread_per_worker,
     )
     trained: nn.Module = model
     if world > 1:
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    # bf16 wherever the device has it (the CPU stages' numerics); float16 with loss
+    # scaling on older GPUs.
+    amp_dtype = (
+        torch.bfloat16
+        if device.type != "cuda" or torch.cuda.is_bf16_supported()
+        else torch.float16
+    )
     autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16)
+        torch.autocast(device.type, dtype=amp_dtype)
         if config.train.amp
         else contextlib.nullcontext()
     )
-    scaler = torch.amp.GradScaler(enabled=config.train.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler(enabled=config.train.amp and amp_dtype == torch.float16)
 
     bar = None
     if progress and rank == 0:

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from handdgp.config import ExperimentConfig, TrainConfig
-from handdgp.train import EpochSampler, TrainingComponents, load_checkpoint, train
+from handdgp.train import (
+    EpochSampler,
+    TrainingComponents,
+    load_checkpoint,
+    one_thread_per_worker,
+    train,
+)
 
 from .toy import ToyCrops, toy_hierarchy, toy_net
 
@@ -238,3 +244,24 @@ class TestDistributed:
             assert torch.equal(value, b["state"][name]), name
             changed |= not torch.equal(value, initial[name])
         assert changed, "training did not change the weights"
+
+
+class _OpenCVThreads(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_loader_workers_run_opencv_on_one_thread():
+    import cv2
+
+    before = cv2.getNumThreads()
+    loader = torch.utils.data.DataLoader(
+        _OpenCVThreads(), num_workers=1, worker_init_fn=one_thread_per_worker
+    )
+    assert [int(n) for n in loader] == [1]
+    assert cv2.getNumThreads() == before  # the main process keeps its own setting
