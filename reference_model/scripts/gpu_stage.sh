@@ -2,11 +2,13 @@
 # One training stage of the `full` model on a GPU machine held for a few minutes, in one
 # prepared command: data, training from the shipped checkpoint, the weights in parts.
 #
-#   OUT=DIR bash reference_model/scripts/gpu_stage.sh STEPS MINUTES [IMAGES]
+#   OUT=DIR [BATCH=32 LR=2e-4 WARMUP=100] bash reference_model/scripts/gpu_stage.sh STEPS MINUTES [IMAGES]
 #
-# STEPS: the stage's schedule (warm-up and cosine decay over STEPS steps of batch 32);
-# MINUTES: wall-clock budget of the training (the run stops there if STEPS is not
-# reached, and the last periodic checkpoint is kept); IMAGES: training images to render
+# STEPS: the stage's schedule (warm-up and cosine decay over STEPS steps of BATCH), or
+# `auto`: a probe of PROBE_STEPS (default 300) steps measures the step rate and the
+# schedule is as long as fits MINUTES; MINUTES: wall-clock budget of the training (the
+# run stops there if STEPS is not reached, and the last periodic checkpoint is kept);
+# IMAGES: training images to render
 # (default: the recipe's 32768 where OpenGL through EGL works, else 8192, which the
 # torch rasterizer renders in about as long).
 # Writes to OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
@@ -28,7 +30,8 @@
 #
 # Environment: OUT (required), WORK (scratch, default /tmp/handdgp-gpu), DEVICE (default
 # cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic evaluation set,
-# default 256). Its test runs it on the CPU in miniature.
+# default 256), SCRIPT_SECONDS (if set, the whole script's wall-clock budget: training
+# gets what data making leaves, less 25 s, instead of MINUTES). Its test runs it on the CPU in miniature.
 #
 # Then join the parts and measure the candidate as every stage is measured:
 #   cat DIR/model.pt.part-* > runs/full-gpu/model.pt
@@ -64,18 +67,48 @@ fi
   --workers "$workers" --no-progress
 echo "data: $((SECONDS - start)) s"
 
-# Stage 5's settings (checkpoints/full.json), warm-started from the shipped weights.
+# Stage 6's settings (checkpoints/full.json), warm-started from the shipped weights; the
+# batch, peak learning rate and warm-up from BATCH, LR and WARMUP.
 run="$work/run"
+stage=(-m handdgp train full --run-dir "$run" --no-progress
+  --set "data.train=$work/data/train" --set "data.test=$work/data/test"
+  --set net.keypoint_stride=4 --set net.keypoint_context=true
+  --set train.init_from=reference_model/handdgp/checkpoints/full.pt
+  --set "train.batch_size=${BATCH:-32}" --set "train.lr=${LR:-2e-4}"
+  --set "train.warmup_steps=${WARMUP:-100}" --set train.epochs=100000
+  --set train.eval_every=1000 --set loss.pose=10 --set loss.keypoint2d=3
+  --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers > 2 ? workers - 2 : 0))"
+  --set train.amp=true --set "train.device=$device")
 status=0
 train_start=$SECONDS
-timeout --signal=INT "$((minutes * 60))" "$python" -m handdgp train full --run-dir "$run" --no-progress \
-  --set "data.train=$work/data/train" --set "data.test=$work/data/test" \
-  --set net.keypoint_stride=4 --set net.keypoint_context=true \
-  --set train.init_from=reference_model/handdgp/checkpoints/full.pt \
-  --set train.lr=2e-4 --set train.warmup_steps=100 --set train.epochs=100000 --set "train.max_steps=$steps" \
-  --set train.eval_every=1000 --set train.checkpoint_every=500 --set loss.pose=10 --set loss.keypoint2d=3 \
-  --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers > 2 ? workers - 2 : 0))" \
-  --set train.amp=true --set "train.device=$device" > "$out/train.log" 2>&1 || status=$?
+budget=$((minutes * 60))
+if [ -n "${SCRIPT_SECONDS:-}" ]; then  # the whole script's budget: training gets what is left
+  budget=$((SCRIPT_SECONDS - SECONDS - 25))
+fi
+if [ "$steps" = auto ]; then
+  # A probe of PROBE_STEPS steps (warm-up included) on a schedule too long to decay,
+  # stopped at its checkpoint; the step rate it measures sets the schedule's length to
+  # what fits the budget, and the stage resumes from the probe's checkpoint.
+  probe=${PROBE_STEPS:-300}
+  (while sleep 1; do
+     echo "$SECONDS $(cat "$run/metrics.jsonl" 2>/dev/null | wc -l)"
+   done) > "$work/probe-progress" &
+  poller=$!
+  "$python" "${stage[@]}" --set train.max_steps=1000000 --set "train.checkpoint_every=$probe" \
+    --stop-after "$probe" >> "$out/train.log" 2>&1 || status=$?
+  kill "$poller"
+  [ "$status" = 0 ] || { echo "probe failed: exit $status" >&2; tail -20 "$out/train.log" >&2; exit 1; }
+  left=$((budget - (SECONDS - train_start) - 45))  # 45 s: restart, final save and evaluation
+  steps=$(awk -v probe="$probe" -v left="$left" -v whole="$((SECONDS - train_start))" '
+    $2 >= 30 && !t0 { t0 = $1; n0 = $2 } { t1 = $1; n1 = $2 }
+    END { rate = (t1 > t0 && n1 > n0) ? (n1 - n0) / (t1 - t0) : probe / whole;
+          printf "%d %.2f\n", probe + int(0.95 * rate * (left > 0 ? left : 0)), rate }' \
+    "$work/probe-progress")
+  echo "probe: ${steps#* } steps/s after the first 30 steps; schedule: ${steps% *} steps"
+  steps=${steps% *}
+fi
+timeout --signal=INT "$((budget - (SECONDS - train_start)))" "$python" "${stage[@]}" \
+  --set "train.max_steps=$steps" --set train.checkpoint_every=500 >> "$out/train.log" 2>&1 || status=$?
 seconds=$((SECONDS - train_start))
 echo "training: exit $status after $seconds s (124: stopped at the budget)"
 "$python" -c "import json, sys

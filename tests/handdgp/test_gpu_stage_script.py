@@ -15,7 +15,7 @@ from tests._scripts import ROOT
 SCRIPT = ROOT / "reference_model" / "scripts" / "gpu_stage.sh"
 
 
-def test_gpu_stage_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp_path):
+def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     env = {
@@ -25,9 +25,12 @@ def test_gpu_stage_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp
         "DEVICE": "cpu",
         "PYTHON": sys.executable,
         "TEST_IMAGES": "8",
+        "PROBE_STEPS": "2",
+        "SCRIPT_SECONDS": "90",  # the schedule fills what is left after the probe
+        "BATCH": "4",
     }
     result = subprocess.run(
-        ["bash", str(SCRIPT), "3", "5", "32"],
+        ["bash", str(SCRIPT), "auto", "5", "32"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -36,7 +39,9 @@ def test_gpu_stage_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp
     joined = tmp_path / "model.pt"
     joined.write_bytes(b"".join(p.read_bytes() for p in parts))
     state = torch.load(joined, map_location="cpu", weights_only=True)
-    assert state["step"] == 3
+    assert "probe:" in result.stdout and "schedule:" in result.stdout
+    assert state["step"] >= 2  # the probe's 2 steps, then what the schedule fitted
+    assert state["config"]["train"]["batch_size"] == 4
     assert state["config"]["train"]["init_from"].endswith("checkpoints/full.pt")
     assert (out / "metrics.jsonl").stat().st_size > 0
     assert len(list(out.iterdir())) <= 8  # the header's promise
