@@ -293,11 +293,13 @@ def train(
             step += 1
 
             values = {"loss": total.detach(), **terms}
-            for name, value in values.items():
-                running[name] = 0.9 * running.get(name, float(value)) + 0.1 * float(value)
+            # One read from the device per step (each float() of a GPU tensor waits for it).
+            read = torch.stack([v.float() for v in values.values()]).tolist()
+            numbers = dict(zip(values, read, strict=True))
+            for name, value in numbers.items():
+                running[name] = 0.9 * running.get(name, value) + 0.1 * value
             if log is not None:
-                record = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
-                record.update({k: float(v) for k, v in values.items()})
+                record = {"step": step, "lr": optimizer.param_groups[0]["lr"], **numbers}
                 log.write(json.dumps(record) + "\n")
             if bar is not None:
                 bar.update(1)
