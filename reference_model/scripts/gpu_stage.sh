@@ -31,11 +31,15 @@
 # Environment: OUT (required), WORK (scratch, default /tmp/handdgp-gpu), DEVICE (default
 # cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic evaluation set,
 # default 256), SCRIPT_SECONDS (if set, the whole script's wall-clock budget: training
-# gets what data making leaves, less 25 s, instead of MINUTES). Its test runs it on the CPU in miniature.
+# gets what data making leaves, less 25 s, instead of MINUTES), EXTRA (more `--set KEY=VALUE`
+# arguments for both training commands, split on spaces). Its test runs it on the CPU in
+# miniature.
 #
 # Then join the parts and measure the candidate as every stage is measured:
 #   cat DIR/model.pt.part-* > runs/full-gpu/model.pt
 #   reference_model/scripts/measure_stage.sh runs/full-gpu/model.pt full runs/full-gpu/measure
+# The weights' config names the scratch data folders and the shipped full.pt as init_from:
+# before shipping, set them to the recipe's (data/synthetic/..., the previous stage's run).
 set -euo pipefail
 steps=${1:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
 minutes=${2:?usage: gpu_stage.sh STEPS MINUTES [IMAGES]}
@@ -79,6 +83,8 @@ stage=(-m handdgp train full --run-dir "$run" --no-progress
   --set train.eval_every=1000 --set loss.pose=10 --set loss.keypoint2d=3
   --set 'loss.camera_space_ramp=[0,0]' --set "train.num_workers=$((workers > 2 ? workers - 2 : 0))"
   --set train.amp=true --set "train.device=$device")
+# shellcheck disable=SC2206  # EXTRA is split on spaces on purpose
+stage+=(${EXTRA:-})
 status=0
 train_start=$SECONDS
 budget=$((minutes * 60))

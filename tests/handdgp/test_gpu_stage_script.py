@@ -28,6 +28,7 @@ def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_retu
         "PROBE_STEPS": "2",
         "SCRIPT_SECONDS": "90",  # the schedule fills what is left after the probe
         "BATCH": "4",
+        "EXTRA": "--set train.weight_decay=0.0001 --set train.seed=3",
     }
     result = subprocess.run(
         ["bash", str(SCRIPT), "auto", "5", "32"],
@@ -42,6 +43,7 @@ def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_retu
     assert "probe:" in result.stdout and "schedule:" in result.stdout
     assert state["step"] >= 2  # the probe's 2 steps, then what the schedule fitted
     assert state["config"]["train"]["batch_size"] == 4
+    assert state["config"]["train"]["weight_decay"] == 1e-4 and state["config"]["train"]["seed"] == 3
     assert state["config"]["train"]["init_from"].endswith("checkpoints/full.pt")
     assert (out / "metrics.jsonl").stat().st_size > 0
     assert len(list(out.iterdir())) <= 8  # the header's promise
