@@ -252,8 +252,8 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=start_step, desc=config.name, dynamic_ncols=True)
-    running: dict[str, float] = {}
     log = (run_dir / METRICS).open("a") if rank == 0 else None
+    losses = _LossLog(log)
     step = start_step
     batches = iter(loader)
     model.train()
@@ -292,25 +292,22 @@ def train(
             scaler.update()
             step += 1
 
-            values = {"loss": total.detach(), **terms}
-            # One read from the device per step (each float() of a GPU tensor waits for it).
-            read = torch.stack([v.float() for v in values.values()]).tolist()
-            numbers = dict(zip(values, read, strict=True))
-            for name, value in numbers.items():
-                running[name] = 0.9 * running.get(name, value) + 0.1 * value
-            if log is not None:
-                record = {"step": step, "lr": optimizer.param_groups[0]["lr"], **numbers}
-                log.write(json.dumps(record) + "\n")
+            losses.add(step, optimizer.param_groups[0]["lr"], {"loss": total, **terms})
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in running.items() if k != "normal"})
+                bar.set_postfix(
+                    {k: f"{v:.4f}" for k, v in losses.running.items() if k != "normal"}
+                )
             if step % config.train.checkpoint_every == 0 or step == total_steps:
+                losses.flush()
                 if log is not None:
                     log.flush()  # a hard kill must not lose log lines the checkpoint covers
                 _save(model, optimizer, config, step, checkpoint_path, rank)
             if evaluate is not None and _eval_due(config, step, total_steps):
+                losses.flush()
                 _evaluate(model, components, evaluate, log, step, rank, world)
     finally:
+        losses.flush()
         if bar is not None:
             bar.close()
         if log is not None:
@@ -329,7 +326,37 @@ def train(
             dist.broadcast(buffer, src=0)
         dist.barrier()
         dist.destroy_process_group()
-    return {"steps": step, "total_steps": total_steps, "losses": running}
+    return {"steps": step, "total_steps": total_steps, "losses": losses.running}
+
+
+class _LossLog:
+    """The steps' records of ``metrics.jsonl`` and running means, read one step late.
+
+    Reading a step's loss terms waits for the device to finish that step. Read after the
+    next step has been queued, the wait overlaps that step's work instead of leaving a
+    GPU idle. :meth:`flush` reads and writes the pending step now: before a checkpoint
+    or an evaluation, whose records must follow it, and at the end.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.running = file, {}
+        self.pending: tuple[int, float, list[str], Tensor] | None = None
+
+    def add(self, step: int, lr: float, values: dict[str, Tensor]) -> None:
+        stacked = torch.stack([v.detach().float() for v in values.values()])
+        self.flush()
+        self.pending = (step, lr, list(values), stacked)
+
+    def flush(self) -> None:
+        if self.pending is None:
+            return
+        step, lr, names, stacked = self.pending
+        self.pending = None
+        numbers = dict(zip(names, stacked.tolist(), strict=True))  # (one read per step)
+        for name, value in numbers.items():
+            self.running[name] = 0.9 * self.running.get(name, value) + 0.1 * value
+        if self.file is not None:
+            self.file.write(json.dumps({"step": step, "lr": lr, **numbers}) + "\n")
 
 
 def _eval_due(config: ExperimentConfig, step: int, total_steps: int) -> bool:

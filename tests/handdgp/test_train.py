@@ -265,3 +265,24 @@ def test_loader_workers_run_opencv_on_one_thread():
     )
     assert [int(n) for n in loader] == [1]
     assert cv2.getNumThreads() == before  # the main process keeps its own setting
+
+
+def test_loss_log_reads_each_step_once_one_step_late():
+    import io
+
+    from handdgp.train import _LossLog
+
+    file = io.StringIO()
+    log = _LossLog(file)
+    log.add(1, 0.1, {"loss": torch.tensor(2.0), "edge": torch.tensor(1.0)})
+    assert file.getvalue() == "" and log.running == {}  # not read while step 2 is queued
+    log.add(2, 0.2, {"loss": torch.tensor(4.0), "edge": torch.tensor(3.0)})
+    assert [json.loads(line)["step"] for line in file.getvalue().splitlines()] == [1]
+    log.flush()
+    log.flush()  # nothing left to write
+    records = [json.loads(line) for line in file.getvalue().splitlines()]
+    assert records == [
+        {"step": 1, "lr": 0.1, "loss": 2.0, "edge": 1.0},
+        {"step": 2, "lr": 0.2, "loss": 4.0, "edge": 3.0},
+    ]
+    assert log.running["loss"] == pytest.approx(0.9 * 2.0 + 0.1 * 4.0)
