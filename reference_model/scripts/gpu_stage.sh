@@ -32,8 +32,9 @@
 # cuda), PYTHON (default python3), TEST_IMAGES (the run's periodic evaluation set,
 # default 256), SCRIPT_SECONDS (if set, the whole script's wall-clock budget: training
 # gets what data making leaves, less 25 s, instead of MINUTES), EXTRA (more `--set KEY=VALUE`
-# arguments for both training commands, split on spaces). Its test runs it on the CPU in
-# miniature.
+# arguments for both training commands, split on spaces), LOADER_SECONDS (if set, first
+# time the data loader alone for that many seconds per variant, into loader.md:
+# benchmarks/bench_data_loading.py). Its test runs it on the CPU in miniature.
 #
 # Then join the parts and measure the candidate as every stage is measured:
 #   cat DIR/model.pt.part-* > runs/full-gpu/model.pt
@@ -70,6 +71,11 @@ fi
 "$python" -m handdgp make-data --out "$work/data/test" --num "${TEST_IMAGES:-256}" --seed 9001 \
   --workers "$workers" --no-progress
 echo "data: $((SECONDS - start)) s"
+if [ -n "${LOADER_SECONDS:-}" ]; then  # what the data loader alone delivers, into loader.md
+  "$python" benchmarks/bench_data_loading.py "$work/data/train" --workers "$((workers > 2 ? workers - 2 : 1))" \
+    --batch "${BATCH:-32}" --seconds "$LOADER_SECONDS" --rounds 1 > "$out/loader.md" 2>&1 || true
+  cat "$out/loader.md"
+fi
 
 # Stage 6's settings (checkpoints/full.json), warm-started from the shipped weights; the
 # batch, peak learning rate and warm-up from BATCH, LR and WARMUP.

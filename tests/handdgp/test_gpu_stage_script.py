@@ -29,6 +29,7 @@ def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_retu
         "SCRIPT_SECONDS": "90",  # the schedule fills what is left after the probe
         "BATCH": "4",
         "EXTRA": "--set train.weight_decay=0.0001 --set train.seed=3",
+        "LOADER_SECONDS": "0.5",
     }
     result = subprocess.run(
         ["bash", str(SCRIPT), "auto", "5", "32"],
@@ -46,4 +47,5 @@ def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_retu
     assert state["config"]["train"]["weight_decay"] == 1e-4 and state["config"]["train"]["seed"] == 3
     assert state["config"]["train"]["init_from"].endswith("checkpoints/full.pt")
     assert (out / "metrics.jsonl").stat().st_size > 0
+    assert "| OpenCV on one thread per worker |" in (out / "loader.md").read_text()
     assert len(list(out.iterdir())) <= 8  # the header's promise
