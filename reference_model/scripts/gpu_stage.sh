@@ -12,8 +12,9 @@
 # (default: the recipe's 32768 where OpenGL through EGL works, else 8192, which the
 # torch rasterizer renders in about as long).
 # Writes to OUT: model.pt (or, stopped at the budget, model-partial.pt from the last
-# checkpoint) split into 15 MB parts, the run's config, metrics and log: eight files at
-# most, 64 MB in all.
+# checkpoint) split into 15 MB parts, the run's config, metrics and log, the GPU's
+# utilisation every 5 s (gpu-util.txt) and the loader's speed (loader.md, see
+# LOADER_SECONDS): eight files at most, 64 MB in all.
 #
 # A machine with PyTorch but without kornia, kornia_rs, orjson or moderngl gets them as
 # wheels fetched beforehand on a machine with a package index, in the repository root,
@@ -93,6 +94,13 @@ stage=(-m handdgp train full --run-dir "$run" --no-progress
 stage+=(${EXTRA:-})
 status=0
 train_start=$SECONDS
+if command -v nvidia-smi > /dev/null; then  # the GPU's utilisation every 5 s, into gpu-util.txt
+  (while sleep 5; do
+     echo "$((SECONDS - train_start)) s: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
+   done) > "$out/gpu-util.txt" 2>&1 &
+  gpu_poller=$!
+  trap 'kill "$gpu_poller" 2> /dev/null || true' EXIT
+fi
 budget=$((minutes * 60))
 if [ -n "${SCRIPT_SECONDS:-}" ]; then  # the whole script's budget: training gets what is left
   budget=$((SCRIPT_SECONDS - SECONDS - 25))

@@ -18,8 +18,13 @@ SCRIPT = ROOT / "reference_model" / "scripts" / "gpu_stage.sh"
 def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_returns_them_in_parts(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    bin_dir = tmp_path / "bin"  # a stand-in nvidia-smi: the script samples the GPU's load
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text('#!/bin/sh\necho "7 %, 100 MiB"\n')
+    (bin_dir / "nvidia-smi").chmod(0o755)
     env = {
         **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "OUT": str(out),
         "WORK": str(tmp_path / "work"),
         "DEVICE": "cpu",
@@ -48,4 +53,5 @@ def test_gpu_stage_probes_the_step_rate_trains_from_the_shipped_weights_and_retu
     assert state["config"]["train"]["init_from"].endswith("checkpoints/full.pt")
     assert (out / "metrics.jsonl").stat().st_size > 0
     assert "| OpenCV on one thread per worker |" in (out / "loader.md").read_text()
+    assert "7 %, 100 MiB" in (out / "gpu-util.txt").read_text()
     assert len(list(out.iterdir())) <= 8  # the header's promise
