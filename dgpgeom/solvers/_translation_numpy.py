@@ -10,7 +10,7 @@ torch's thread count: NumPy runs on one core),
 :func:`~dgpgeom.solve_translation` runs this twin of its torch ``_closed_form`` and
 ``_backward`` on NumPy views of the inputs: the same centred closed form, the same
 implicit-function backward and the same validity tests (see the notes of
-:mod:`dgpgeom.solvers.translation`). The solver's test suite runs on both paths.
+:mod:`dgpgeom.solvers.translation`). The solver's test suite runs on each path.
 
 The layout is plane-major, as there: a per-point quantity with ``k`` components is
 ``(k, ..., N)``, so that every sum runs along the contiguous last axis (NumPy's

@@ -72,6 +72,10 @@ Implementation notes (see also the design notes of the project):
   and maxima run over a transposed copy, where reductions along a short last axis are
   slow. Same formulas, same validity, same gradients (double backward goes through the
   torch state).
+  A CPU call holding exactly one problem of at most :data:`SCALAR_PATH_MAX_POINTS`
+  points (one hand in one frame) is solved in Python floats instead
+  (``dgpgeom/solvers/_translation_scalar.py``): two loops over the points and a few
+  scalar formulas cost less than half of the forty-odd NumPy calls.
   Function transforms, forward-mode AD, ``torch.compile``, tracing, dispatch modes,
   tensor subclasses and every other device take the torch path.
 """
@@ -89,6 +93,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from dgpgeom._core import check_single_view
 from dgpgeom.solvers import _translation_numpy as numpy_twin
+from dgpgeom.solvers import _translation_scalar as scalar_twin
 from dgpgeom.validation import broadcast_batch_shapes, check_option, compute_dtype
 
 __all__ = ["TranslationSolution", "solve_translation"]
@@ -365,7 +370,9 @@ _NUMPY_TOLERANCE = {np.dtype(t): float(np.finfo(t).eps) * CONDITION_TOLERANCE_EP
                     for t in (np.float32, np.float64)}  # fmt: skip
 
 
-def _numpy_state(arrays: list, damping: float, weight_factor: bool = False) -> numpy_twin.NumPyState:
+def _numpy_state(
+    arrays: list, damping: float, weight_factor: bool = False
+) -> numpy_twin.NumPyState:
     """The NumPy closed form, with the tolerance of the arrays' dtype."""
     tolerance = _NUMPY_TOLERANCE[arrays[0].dtype]
     return numpy_twin.closed_form(*arrays, damping, tolerance, weight_factor)
@@ -393,12 +400,10 @@ class _WeightedDLTNumPy(torch.autograd.Function):
     def backward(ctx, grad_translation, _):  # type: ignore[override]
         if grad_translation is None:
             return (None,) * 6
-        points3d, points2d, intrinsics, weights, prior = ctx.saved_tensors
-        if torch.is_grad_enabled():  # double backward: the torch state, with its graph
-            inputs = _drop_unused((points3d, points2d, intrinsics, weights, prior))
-            s = _closed_form(*inputs, ctx.damping, True)
-            needs = ctx.needs_input_grad
-            return _backward(s, grad_translation, intrinsics, prior, ctx.damping, needs)
+        saved = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _double_backward(ctx, saved, grad_translation)
+        intrinsics, prior = saved[2], saved[4]
         grads = numpy_twin.backward(
             ctx.state,
             grad_translation.numpy(force=True),
@@ -408,6 +413,96 @@ class _WeightedDLTNumPy(torch.autograd.Function):
             ctx.needs_input_grad,
         )
         return tuple(None if g is None else torch.from_numpy(g) for g in grads)
+
+
+#: The most points a CPU call holding exactly one problem may have to be solved in
+#: Python floats (``dgpgeom/solvers/_translation_scalar.py``) rather than NumPy, under
+#: the NumPy path's conditions; 0 turns the scalar path off. (One thread, float32: the
+#: scalar path took 40 against 66 µs forward at 21 points; forward+backward crossed
+#: over between 48 and 64 points.)
+SCALAR_PATH_MAX_POINTS = 48
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_SCALAR_TOLERANCE = {dtype: float(torch.finfo(dtype).eps) * CONDITION_TOLERANCE_EPS
+                     for dtype in _NUMPY_DTYPES}  # fmt: skip
+
+
+def _scalar_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
+    """Whether a call the NumPy path may take holds one problem of few enough points."""
+    points2d = tensors[1]
+    count = points2d.shape[-2]
+    return count <= SCALAR_PATH_MAX_POINTS and points2d.numel() == 2 * count
+
+
+def _scalar_state(
+    tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False
+) -> scalar_twin.ScalarState:
+    """The scalar closed form of the one problem the tensors hold."""
+    values = [None if t is None else t.reshape(-1).tolist() for t in tensors]
+    tolerance = _SCALAR_TOLERANCE[tensors[1].dtype]
+    return scalar_twin.closed_form(*values, damping, tolerance, weight_factor)
+
+
+def _from_values(values: list, like: Tensor) -> Tensor:
+    """A new tensor shaped and typed like ``like`` holding ``values`` (in order)."""
+    return torch.from_numpy(np.array(values, _NUMPY_DTYPES[like.dtype])).view(like.shape)
+
+
+def _scalar_outputs(state: scalar_twin.ScalarState, points2d: Tensor) -> tuple[Tensor, Tensor]:
+    """``translation`` `(..., 3)` and ``valid`` `(...)` for the batch shape of ``points2d``."""
+    batch = points2d.shape[:-2]
+    translation = np.array(state.translation, _NUMPY_DTYPES[points2d.dtype])
+    return torch.from_numpy(translation).view(*batch, 3), torch.full(batch, state.valid)
+
+
+def _double_backward(ctx, saved: tuple[Tensor | None, ...], grad_translation: Tensor) -> tuple:
+    """Gradients through the torch state of the saved inputs, with its graph (double backward)."""
+    inputs = _drop_unused(saved)
+    s = _closed_form(*inputs, ctx.damping, True)
+    return _backward(s, grad_translation, saved[2], saved[4], ctx.damping, ctx.needs_input_grad)
+
+
+class _WeightedDLTScalar(torch.autograd.Function):
+    """:class:`_WeightedDLT` for one problem in Python floats (see :func:`_scalar_path_applies`).
+
+    Outputs: the translation `(..., 3)` and ``valid`` `(...)`. Double backward
+    recomputes the torch state from the saved inputs and differentiates it.
+    """
+
+    @staticmethod
+    def forward(ctx, points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
+        tensors = (points3d, points2d, intrinsics, weights, prior)
+        state = _scalar_state(tensors, damping, weight_factor=True)
+        ctx.state, ctx.damping = state, damping
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(*tensors)
+        translation, valid = _scalar_outputs(state, points2d)
+        ctx.mark_non_differentiable(valid)
+        return translation, valid
+
+    @staticmethod
+    def backward(ctx, grad_translation, _):  # type: ignore[override]
+        if grad_translation is None:
+            return (None,) * 6
+        saved = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _double_backward(ctx, saved, grad_translation)
+        needs = ctx.needs_input_grad
+        if not ctx.state.valid:  # zeros; the translation's gradient passes to the prior
+            grads = [
+                torch.zeros_like(t) if need else None
+                for t, need in zip(saved, needs[:5], strict=True)
+            ]
+            if needs[4]:
+                grads[4] = grad_translation.clone()
+            return (*grads, None)
+        values = scalar_twin.backward(
+            ctx.state, grad_translation.reshape(-1).tolist(), ctx.damping, needs
+        )
+        grads = [
+            None if v is None else _from_values(v, t) for v, t in zip(values, saved, strict=True)
+        ]
+        return (*grads, None)
 
 
 def _answer(state: _State, prior: Tensor | None) -> Tensor:
@@ -639,9 +734,11 @@ def solve_translation(
 
     On the CPU a call with at most :data:`NUMPY_PATH_MAX_POINTS` points in all
     (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) is
-    computed in NumPy: the same answers and gradients to rounding, faster (see the
-    benchmarks). Anything else, and any call under ``vmap``, ``grad``,
-    ``torch.compile`` or export, runs in torch ops.
+    computed in NumPy, and a call holding one problem of at most
+    :data:`SCALAR_PATH_MAX_POINTS` points in Python floats (in float64 whatever the
+    dtype): the same answers and gradients to rounding, faster (see the benchmarks).
+    Anything else, and any call under ``vmap``, ``grad``, ``torch.compile`` or export,
+    runs in torch ops.
 
     Trouble that depends on the values (degenerate geometry, a solution behind the
     camera, NaN or Inf in a used input) never raises: it sets ``valid`` to False for
@@ -709,7 +806,12 @@ def solve_translation(
     damping = float(damping)
     tracked = any(t is not None and t.requires_grad for t in inputs)
     differentiable = tracked and torch.is_grad_enabled()
-    if _numpy_path_applies(inputs):
+    if _numpy_path_applies(inputs) and _scalar_path_applies(inputs):
+        if differentiable:
+            translation, valid = _WeightedDLTScalar.apply(*inputs, damping)
+        else:
+            translation, valid = _scalar_outputs(_scalar_state(inputs, damping), inputs[1])
+    elif _numpy_path_applies(inputs):
         if differentiable:
             translation, valid = _WeightedDLTNumPy.apply(*inputs, damping)
         else:

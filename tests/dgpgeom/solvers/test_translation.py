@@ -32,11 +32,16 @@ from tests.dgpgeom._solver_problems import (
 F64 = torch.float64
 #: The NumPy path's size limit as shipped (tests may set it to 0: the torch path only).
 NUMPY_PATH_MAX_POINTS = translation_module.NUMPY_PATH_MAX_POINTS
+#: The scalar path's size limit as shipped.
+SCALAR_PATH_MAX_POINTS = translation_module.SCALAR_PATH_MAX_POINTS
 
 
-@pytest.fixture(autouse=True, params=["numpy", "torch"])
+@pytest.fixture(autouse=True, params=["scalar", "numpy", "torch"])
 def solver_path(request, monkeypatch):
-    """Every test runs on both paths: NumPy (small CPU batches) and torch (all others)."""
+    """Every test runs on each path: Python floats (one CPU problem, as shipped), NumPy
+    (small CPU batches; the scalar path off) and torch (all others; both off)."""
+    if request.param != "scalar":
+        monkeypatch.setattr(translation_module, "SCALAR_PATH_MAX_POINTS", 0)
     if request.param == "torch":
         monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
     return request.param
@@ -878,9 +883,7 @@ class TestSolveTranslation:
 
         jac = torch.func.jacrev(translation(solve_translation), argnums=(0, 1, 2, 3, 4))(*inputs)
         autograd_jac = torch.autograd.functional.jacobian(translation(solve_translation), inputs)
-        naive_jac = torch.autograd.functional.jacobian(
-            translation(solve_translation_naive), inputs
-        )
+        naive_jac = torch.autograd.functional.jacobian(translation(solve_translation_naive), inputs)
         for j, a, n in zip(jac, autograd_jac, naive_jac, strict=True):
             torch.testing.assert_close(j, a, rtol=1e-12, atol=1e-15)
             grads_close([j], [n], 1e-9)
@@ -1110,8 +1113,12 @@ class TestArgumentFastPath:
             except (ShapeError, TypeError, ValueError) as error:
                 return type(error)
 
-        fast = outcome(lambda: _batch_shape(points3d, points2d, intrinsics, weights, prior, damping))
-        full = outcome(lambda: check_single_view(points3d, points2d, intrinsics, weights, prior=prior))
+        fast = outcome(
+            lambda: _batch_shape(points3d, points2d, intrinsics, weights, prior, damping)
+        )
+        full = outcome(
+            lambda: check_single_view(points3d, points2d, intrinsics, weights, prior=prior)
+        )
         assert fast == full
 
 
@@ -1134,13 +1141,46 @@ class TestNumPyPath:
         monkeypatch.setattr(translation_module.numpy_twin, "closed_form", spy)
         return calls
 
+    @pytest.fixture
+    def scalar_calls(self, monkeypatch):
+        calls = []
+        original = translation_module.scalar_twin.closed_form
+
+        def spy(*args, **kwargs):
+            calls.append(len(args[1]) // 2)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(translation_module.scalar_twin, "closed_form", spy)
+        return calls
+
     def test_small_cpu_batches_take_the_numpy_path(self, numpy_calls, solver_path):
-        inputs = [t.requires_grad_() for t in _one_hand(torch.float64)]
+        inputs = [t.expand(2, *t.shape).requires_grad_() for t in _one_hand(torch.float64)]
         solution = solve_translation(*inputs)
         torch.autograd.grad(solution.translation.sum(), inputs)
         with torch.no_grad():
             solve_translation(*inputs)
+        assert len(numpy_calls) == (0 if solver_path == "torch" else 2)
+
+    @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
+    def test_one_cpu_problem_takes_the_scalar_path(
+        self, scalar_calls, numpy_calls, solver_path, shape
+    ):
+        inputs = [
+            t[0].expand(*shape, *t.shape[1:]).requires_grad_() for t in _one_hand(torch.float64)
+        ]
+        solution = solve_translation(*inputs)
+        assert solution.translation.shape == (*shape, 3) and solution.valid.shape == shape
+        torch.autograd.grad(solution.translation.sum(), inputs)
+        with torch.no_grad():
+            solve_translation(*inputs)
+        assert scalar_calls == ([21, 21] if solver_path == "scalar" else [])
         assert len(numpy_calls) == (2 if solver_path == "numpy" else 0)
+
+    def test_many_points_take_the_numpy_path(self, scalar_calls, numpy_calls, solver_path):
+        count = SCALAR_PATH_MAX_POINTS + 1
+        problem = make_problem(43, (), count)
+        assert bool(solve_translation(*problem[:4]).valid)
+        assert scalar_calls == [] and len(numpy_calls) == (0 if solver_path == "torch" else 1)
 
     @pytest.fixture
     def two_threads(self):
@@ -1156,7 +1196,7 @@ class TestNumPyPath:
         problem = make_problem(40, (batch,), 21)
         assert bool(solve_translation(*problem[:4]).valid.all())
         solve_translation(*(t[: batch - 1] for t in problem[:4]))
-        assert numpy_calls == ([(batch - 1, 21, 3)] if solver_path == "numpy" else [])
+        assert numpy_calls == ([] if solver_path == "torch" else [(batch - 1, 21, 3)])
 
     def test_one_thread_has_its_own_limit(self, numpy_calls, solver_path, monkeypatch):
         monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS_ONE_THREAD", 105)
@@ -1169,7 +1209,7 @@ class TestNumPyPath:
             solve_translation(*(t[:5] for t in problem[:4]))
         finally:
             torch.set_num_threads(threads)
-        assert numpy_calls == ([(5, 21, 3)] if solver_path == "numpy" else [])
+        assert numpy_calls == ([] if solver_path == "torch" else [(5, 21, 3)])
 
     def test_transforms_modes_and_other_devices_take_the_torch_path(self, numpy_calls):
         problem = make_problem(41, (3,), 21)
@@ -1239,6 +1279,124 @@ class TestNumPyPath:
             assert bool((gap <= 2 * (2e-5 + 1e-5 * depth))[both].all())
         for a in numpy_grads:
             assert bool(a.isfinite().all())
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        data=st.data(),
+        dtype=st.sampled_from([torch.float32, F64]),
+        damage=st.sampled_from(
+            [
+                "none",
+                "nan",
+                "inf",
+                "dropped garbage",
+                "fx zero",
+                "mirrored",
+                "collapsed",
+                "weight scale",
+            ]
+        ),
+        damping=DAMPINGS,
+        with_prior=st.booleans(),
+    )
+    def test_one_problem_paths_agree_on_damaged_input(
+        self, data, dtype, damage, damping, with_prior, monkeypatch
+    ):
+        """One problem, clean or damaged one way: the scalar, NumPy and torch paths give
+        the same validity, the same answer and the same gradients."""
+        problem = data.draw(problems(dtype, "cpu", noise_px=1.0, zero_weights=False))
+        p3, p2, K, w = (t.clone() for t in problem[:4])
+        n = p2.shape[-2]
+        point = data.draw(st.integers(0, n - 1))
+        if damage in ("nan", "inf"):
+            value = math.nan if damage == "nan" else data.draw(st.sampled_from([1, -1])) * math.inf
+            target = data.draw(st.sampled_from(["points3d", "points2d", "weights", "K"]))
+            if target == "K":
+                K[data.draw(st.sampled_from([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]))] = (
+                    value
+                )
+            else:
+                tensor = {"points3d": p3, "points2d": p2, "weights": w}[target]
+                tensor[(point, data.draw(st.integers(0, 1))) if tensor.dim() > 1 else point] = value
+        elif damage == "dropped garbage":
+            w[point] = 0.0
+            p3[point, 0] = math.nan
+            p2[point, 1] = math.inf
+        elif damage == "fx zero":
+            K[0, 0] = 0.0
+        elif damage == "mirrored":
+            p3 = -p3
+        elif damage == "collapsed":
+            p3 = torch.zeros_like(p3)
+        elif damage == "weight scale":
+            w = (w.to(F64) * 10.0 ** data.draw(st.sampled_from([-40, -25, 20, 35]))).to(dtype)
+        prior = problem.translation * 1.1 if with_prior else None
+        gen = torch.Generator().manual_seed(5)
+        cotangent = torch.randn(3, generator=gen, dtype=F64).to(dtype)
+
+        def solve(scalar, numpy):
+            monkeypatch.setattr(translation_module, "SCALAR_PATH_MAX_POINTS", scalar)
+            monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", numpy)
+            tensors = [p3, p2, K, w] + ([prior] if with_prior else [])
+            inputs = [t.detach().clone().requires_grad_() for t in tensors]
+            solution = solve_translation(
+                *inputs[:4], damping=damping, prior=inputs[4] if with_prior else None
+            )
+            return solution, torch.autograd.grad((solution.translation * cotangent).sum(), inputs)
+
+        scalar = solve(SCALAR_PATH_MAX_POINTS, NUMPY_PATH_MAX_POINTS)
+        others = [solve(0, NUMPY_PATH_MAX_POINTS), solve(0, 0)]
+        if damage == "none" or damage == "weight scale":
+            assume(all(bool(o[0].valid) for o in (scalar, *others)))
+        for solution, grads in others:
+            assert bool(solution.valid) == bool(scalar[0].valid), damage
+            if dtype == F64:
+                torch.testing.assert_close(
+                    scalar[0].translation, solution.translation, rtol=1e-9, atol=1e-12
+                )
+                for a, b in zip(scalar[1], grads, strict=True):
+                    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+            else:
+                depth = float(solution.translation[2].abs())
+                gap = (scalar[0].translation - solution.translation).abs().max()
+                assert float(gap) <= 2 * (2e-5 + 1e-5 * depth)
+        solution, grads = scalar
+        # (A strong pull toward a prior in front of the camera may rescue a mirrored or
+        # collapsed hand: only the undamped ones must be invalid.)
+        broken = damage in ("nan", "inf", "fx zero")
+        if broken or (damage in ("mirrored", "collapsed") and damping == 0.0):
+            assert not bool(solution.valid)
+            expected = prior if with_prior else torch.zeros(3, dtype=dtype)
+            assert torch.equal(solution.translation, expected)
+            for g in grads[:4]:
+                assert not bool(g.any())
+        for g in grads:
+            assert bool(g.isfinite().all())
+
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+    @pytest.mark.parametrize(
+        "entry",
+        [("intrinsics", (0, 0)), ("intrinsics", (0, 1)), ("intrinsics", (0, 2)),
+         ("intrinsics", (1, 0)), ("intrinsics", (1, 1)), ("intrinsics", (1, 2)),
+         ("points3d", (4, 0)), ("points3d", (4, 1)), ("points3d", (4, 2)),
+         ("points2d", (4, 0)), ("points2d", (4, 1)), ("weights", (4,))],
+    )  # fmt: skip
+    def test_one_problem_with_a_non_finite_entry_is_invalid(self, entry, value):
+        """Every entry a problem uses, on whichever path the fixture selects."""
+        p3, p2, K, w = (t[0] for t in _one_hand(torch.float64))
+        name, index = entry
+        inputs = {"points3d": p3, "points2d": p2, "intrinsics": K, "weights": w}
+        assert bool(solve_translation(*inputs.values()).valid)
+        inputs[name][index] = value
+        inputs = {k: t.requires_grad_() for k, t in inputs.items()}
+        solution = solve_all(*inputs.values())
+        assert not bool(solution.valid)
+        assert torch.equal(solution.translation, torch.zeros(3, dtype=F64))
+        assert not bool(solution.covariance.any()) and not bool(solution.residuals.any())
+        grads = torch.autograd.grad(solution.translation.sum(), list(inputs.values()))
+        assert not any(bool(g.any()) for g in grads)
 
     def test_no_numpy_warnings_on_non_finite_input(self):
         inputs = _one_hand(torch.float64)

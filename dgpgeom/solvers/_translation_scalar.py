@@ -1,0 +1,187 @@
+"""The weighted-DLT solve and its backward for one problem, in Python floats.
+
+A single problem (one hand in one frame) costs the NumPy twin about forty array
+operations of about a microsecond each, almost none of it arithmetic. In Python floats
+the same closed form is two loops over the N points and a few scalar formulas, in
+less than half the time (``benchmarks/README.md``). :func:`~dgpgeom.solve_translation` runs
+this twin for CPU calls holding exactly one problem of at most
+:data:`~dgpgeom.solvers.translation.SCALAR_PATH_MAX_POINTS` points, under the same
+conditions as the NumPy path. The formulas, the validity tests and the gradients are
+those of :mod:`dgpgeom.solvers.translation` (see its notes); only the arithmetic is
+float64 whatever the input dtype (outputs are cast back), and the sums run in point
+order.
+
+Python raises on a division by zero where arrays give Inf or NaN, so every divisor is
+tested first: a problem that would divide by zero is not valid, as it is on the other
+paths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["ScalarState", "backward", "closed_form"]
+
+
+@dataclass
+class ScalarState:
+    """One problem's solution and what its backward needs (lists run over the N points)."""
+
+    translation: list[float]  # the solution where valid, else the prior (or zeros)
+    valid: bool
+    # Only where valid (else empty or zero): the backward's intermediates.
+    x: list[float]  # normalised image coordinates; 0 for points of zero weight
+    y: list[float]
+    bx: list[float]  # b = (X, Y) - Z (x, y)
+    by: list[float]
+    Z: list[float]  # depth relative to the root
+    omega: list[float]  # w² / Σw², zero for unused points
+    weight_factor: list[float]  # d omega_i / d w_i = 2 w_i / Σw²
+    mean_x: float = 0.0
+    mean_y: float = 0.0
+    pivot: float = 0.0
+    solution: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    intrinsics: tuple[float, ...] = ()  # fx, skew, cx, K[1, 0], fy, cy
+
+
+def _invalid(prior: list[float] | None) -> ScalarState:
+    return ScalarState(list(prior) if prior else [0.0, 0.0, 0.0], False, [], [], [], [], [], [], [])
+
+
+def closed_form(
+    points3d: list[float],
+    points2d: list[float],
+    intrinsics: list[float],
+    weights: list[float] | None,
+    prior: list[float] | None,
+    damping: float,
+    tolerance: float,
+    weight_factor: bool = False,
+) -> ScalarState:
+    """The closed form of one problem from flat lists of its values.
+
+    Args:
+        points3d: ``3 N`` values, ``X, Y, Z`` of each point (metres, root-relative).
+        points2d: ``2 N`` values, ``u, v`` of each point (pixels).
+        intrinsics: the 9 entries of ``K``, row by row.
+        weights: ``N`` values, or None (all ones).
+        prior: 3 values (metres), or None (zeros).
+        damping: the relative Tikhonov damping toward ``prior`` (>= 0).
+        tolerance: the relative pivot and depth tolerance of the input dtype.
+        weight_factor: also compute ``d omega_i / d w_i`` (for the backward).
+    """
+    fx, skew, cx, k10, fy, cy = intrinsics[:6]
+    if not (fx != 0.0 and fy != 0.0 and all(map(math.isfinite, intrinsics[:6]))):
+        return _invalid(prior)
+    count = len(points2d) // 2
+    factor: list[float] = []
+    if weights is None:
+        omega = [1.0 / count] * count
+    else:
+        scale = max(map(abs, weights))
+        if not scale > 0.0 or scale == math.inf:  # all zero, an Inf, or a NaN first
+            return _invalid(prior)
+        normalised = [w / scale for w in weights]
+        total = sum(n * n for n in normalised)
+        omega = [n * n / total for n in normalised]
+        if weight_factor:
+            factor = [n * (2.0 / (scale * total)) for n in normalised]
+    x, y, bx, by, Z = ([0.0] * count for _ in range(5))
+    mean_x = mean_y = mean_bx = mean_by = nearest = 0.0
+    for i, o in enumerate(omega):
+        if weights is not None and weights[i] == 0.0:
+            continue  # the point is gone, whatever it holds
+        yi = (points2d[2 * i + 1] - cy) / fy
+        xi = (points2d[2 * i] - cx - skew * yi) / fx
+        Xi, Yi, Zi = points3d[3 * i : 3 * i + 3]
+        x[i], y[i], Z[i] = xi, yi, Zi
+        bx[i] = bxi = Xi - Zi * xi
+        by[i] = byi = Yi - Zi * yi
+        mean_x += o * xi
+        mean_y += o * yi
+        mean_bx += o * bxi
+        mean_by += o * byi
+        if Zi < nearest:  # (a NaN depth shows in b, hence in tz)
+            nearest = Zi
+    pivot = numerator = 0.0
+    for o, xi, yi, bxi, byi in zip(omega, x, y, bx, by, strict=True):
+        dx, dy = xi - mean_x, yi - mean_y
+        pivot += o * (dx * dx + dy * dy)
+        numerator += o * (dx * (bxi - mean_bx) + dy * (byi - mean_by))
+    rho2 = mean_x * mean_x + mean_y * mean_y
+    mu = 1.0 + damping
+    px, py, pz = prior if prior else (0.0, 0.0, 0.0)
+    if damping > 0:
+        pivot += damping + damping / mu * rho2
+        numerator += damping / mu * (mean_x * (mean_bx + px) + mean_y * (mean_by + py))
+        numerator += damping * pz
+    spread = rho2 + 1.0
+    if not pivot > tolerance * spread * spread:  # (False for NaN)
+        return _invalid(prior)
+    tz = numerator / pivot
+    tx, ty = mean_x * tz - mean_bx, mean_y * tz - mean_by
+    if damping > 0:
+        tx, ty = (tx + damping * px) / mu, (ty + damping * py) / mu
+    if not min(nearest, 0.0) + tz > tolerance * tz:  # (False for NaN and Inf)
+        return _invalid(prior)
+    return ScalarState(
+        [tx, ty, tz], True, x, y, bx, by, Z, omega, factor,
+        mean_x, mean_y, pivot, (tx, ty, tz), (fx, skew, cx, k10, fy, cy),
+    )  # fmt: skip
+
+
+def backward(
+    s: ScalarState, grad_t: list[float], damping: float, needs: tuple[bool, ...]
+) -> list[list[float] | None]:
+    """Input gradients of one valid problem as flat lists (as the torch ``_backward``).
+
+    Returns the gradients of ``points3d`` (``3 N``), ``points2d`` (``2 N``), ``K`` (9),
+    ``weights`` (``N``) and ``prior`` (3), None where not needed. (Those of a problem
+    that is not valid are zeros, and ``prior`` gets the translation's gradient: the
+    caller's business.)
+    """
+    outputs: list[list[float] | None] = [None] * 5
+    gx, gy, gz = grad_t
+    mu = 1.0 + damping
+    mean_x, mean_y = s.mean_x, s.mean_y
+    # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
+    lz = ((mean_x * gx + mean_y * gy) / mu + gz) / s.pivot
+    lx, ly = (gx + mean_x * lz) / mu, (gy + mean_y * lz) / mu
+    tx, ty, tz = s.solution
+    fx, skew, _, _, fy, _ = s.intrinsics
+    grad3: list[float] = []
+    grad2: list[float] = []
+    grad_w: list[float] = []
+    minus_mean = 0.0
+    weighted = needs[3] and bool(s.weight_factor)
+    sum_ux = sum_uy = sum_u = sum_vy = sum_v = 0.0
+    for o, xi, yi, bxi, byi, zi in zip(s.omega, s.x, s.y, s.bx, s.by, s.Z, strict=True):
+        rx, ry = bxi + tx - xi * tz, byi + ty - yi * tz  # r = B - A t
+        qx, qy = lx - xi * lz, ly - yi * lz  # q = -A l
+        mgx, mgy = o * qx, o * qy
+        depth, olz = zi + tz, o * lz
+        gu = (olz * rx + depth * mgx) / fx
+        gv = (olz * ry + depth * mgy - skew * gu) / fy
+        grad3 += (-mgx, -mgy, xi * mgx + yi * mgy)
+        grad2 += (gu, gv)
+        sum_ux += gu * xi
+        sum_uy += gu * yi
+        sum_u += gu
+        sum_vy += gv * yi
+        sum_v += gv
+        if weighted:
+            minus_grad_omega = qx * rx + qy * ry
+            grad_w.append(minus_grad_omega)
+            minus_mean += o * minus_grad_omega
+    outputs[0] = grad3 if needs[0] else None
+    outputs[1] = grad2 if needs[1] else None
+    if needs[2]:
+        # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
+        outputs[2] = [-sum_ux, -sum_uy, -sum_u, 0.0, -sum_vy, -sum_v, 0.0, 0.0, 0.0]
+    if weighted:
+        # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
+        outputs[3] = [f * (minus_mean - g) for f, g in zip(s.weight_factor, grad_w, strict=True)]
+    if needs[4]:
+        outputs[4] = [damping * lx, damping * ly, damping * lz] if damping > 0 else [0.0] * 3
+    return outputs
