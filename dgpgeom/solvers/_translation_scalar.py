@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import mul
 
 __all__ = ["ScalarState", "backward", "closed_form"]
 
@@ -87,23 +88,19 @@ def closed_form(
         omega = [n * n / total for n in normalised]
         if weight_factor:
             factor = [n * (2.0 / (scale * total)) for n in normalised]
-    x, y, bx, by, Z = ([0.0] * count for _ in range(5))
-    mean_x = mean_y = mean_bx = mean_by = nearest = 0.0
-    for i, o in enumerate(omega):
-        if weights is not None and weights[i] == 0.0:
-            continue  # the point is gone, whatever it holds
-        yi = (points2d[2 * i + 1] - cy) / fy
-        xi = (points2d[2 * i] - cx - skew * yi) / fx
-        Xi, Yi, Zi = points3d[3 * i : 3 * i + 3]
-        x[i], y[i], Z[i] = xi, yi, Zi
-        bx[i] = bxi = Xi - Zi * xi
-        by[i] = byi = Yi - Zi * yi
-        mean_x += o * xi
-        mean_y += o * yi
-        mean_bx += o * bxi
-        mean_by += o * byi
-        if Zi < nearest:  # (a NaN depth shows in b, hence in tz)
-            nearest = Zi
+    # The planes of the points (the comprehensions and maps iterate in C).
+    y = [(v - cy) / fy for v in points2d[1::2]]
+    x = [(u - cx - skew * yi) / fx for u, yi in zip(points2d[0::2], y, strict=True)]
+    Z = points3d[2::3]
+    bx = [X - Zi * xi for X, Zi, xi in zip(points3d[0::3], Z, x, strict=True)]
+    by = [Y - Zi * yi for Y, Zi, yi in zip(points3d[1::3], Z, y, strict=True)]
+    if weights is not None and 0.0 in weights:  # those points are gone, whatever they held
+        x, y, bx, by, Z = (
+            [0.0 if w == 0.0 else value for w, value in zip(weights, plane, strict=True)]
+            for plane in (x, y, bx, by, Z)
+        )
+    mean_x, mean_y, mean_bx, mean_by = (sum(map(mul, omega, plane)) for plane in (x, y, bx, by))
+    nearest = min(0.0, *Z)  # (a NaN depth shows in b, hence in tz)
     pivot = numerator = 0.0
     for o, xi, yi, bxi, byi in zip(omega, x, y, bx, by, strict=True):
         dx, dy = xi - mean_x, yi - mean_y
