@@ -632,8 +632,8 @@ def markdown(result: dict, peer_names: list[str], sizes: list[int], dtypes: list
         lines += [
             "Counted with a `TorchDispatchMode`; in brackets, how many of them are views "
             "(select, unsqueeze, expand, ...). A dispatch mode sends dgpgeom to its torch path "
-            "(the one GPUs take): these are that path's ops. Its NumPy path for CPU calls "
-            "dispatches none beyond the tensor-to-array conversions.",
+            "(the one GPUs take): these are that path's ops. Its NumPy and scalar paths for CPU "
+            "calls dispatch none beyond the tensor conversions.",
             "",
             "| implementation | forward | forward+backward |",
             "|---|---:|---:|",
