@@ -806,12 +806,13 @@ def solve_translation(
     damping = float(damping)
     tracked = any(t is not None and t.requires_grad for t in inputs)
     differentiable = tracked and torch.is_grad_enabled()
-    if _numpy_path_applies(inputs) and _scalar_path_applies(inputs):
+    numpy_path = _numpy_path_applies(inputs)
+    if numpy_path and _scalar_path_applies(inputs):
         if differentiable:
             translation, valid = _WeightedDLTScalar.apply(*inputs, damping)
         else:
             translation, valid = _scalar_outputs(_scalar_state(inputs, damping), inputs[1])
-    elif _numpy_path_applies(inputs):
+    elif numpy_path:
         if differentiable:
             translation, valid = _WeightedDLTNumPy.apply(*inputs, damping)
         else:
