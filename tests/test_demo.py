@@ -15,11 +15,11 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 # The bundled image is the held-out sample with the median camera-space error of the
 # shipped checkpoint among those MediaPipe detects; on it the checkpoint measures
-# 74.7 mm (wrist) and 6.9 mm (Procrustes-aligned), see reference_model/README.md. The
+# 59.1 mm (wrist) and 13.3 mm (Procrustes-aligned), see reference_model/README.md. The
 # bounds leave a margin for float differences across machines and catch a broken
 # checkpoint, crop or intrinsics map.
-MAX_WRIST_ERROR_MM = 90.0
-MAX_PA_MJE_MM = 9.0
+MAX_WRIST_ERROR_MM = 75.0
+MAX_PA_MJE_MM = 16.0
 
 
 def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
