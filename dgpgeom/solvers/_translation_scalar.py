@@ -47,6 +47,7 @@ class ScalarState:
 
 
 def _invalid(prior: list[float] | None) -> ScalarState:
+    """The state of a problem that is not valid: the prior (or zeros) as its answer."""
     return ScalarState(list(prior) if prior else [0.0, 0.0, 0.0], False, [], [], [], [], [], [], [])
 
 
@@ -100,7 +101,7 @@ def closed_form(
             for plane in (x, y, bx, by, Z)
         )
     mean_x, mean_y, mean_bx, mean_by = (sum(map(mul, omega, plane)) for plane in (x, y, bx, by))
-    nearest = min(0.0, *Z)  # (a NaN depth shows in b, hence in tz)
+    nearest = min(0.0, *Z)  # at most 0 (a NaN depth shows in b, hence in tz)
     pivot = numerator = 0.0
     for o, xi, yi, bxi, byi in zip(omega, x, y, bx, by, strict=True):
         dx, dy = xi - mean_x, yi - mean_y
@@ -120,7 +121,7 @@ def closed_form(
     tx, ty = mean_x * tz - mean_bx, mean_y * tz - mean_by
     if damping > 0:
         tx, ty = (tx + damping * px) / mu, (ty + damping * py) / mu
-    if not min(nearest, 0.0) + tz > tolerance * tz:  # (False for NaN and Inf)
+    if not nearest + tz > tolerance * tz:  # (False for NaN and Inf)
         return _invalid(prior)
     return ScalarState(
         [tx, ty, tz], True, x, y, bx, by, Z, omega, factor,
