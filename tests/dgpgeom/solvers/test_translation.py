@@ -996,7 +996,9 @@ class TestSolveTranslationHonestValid:
         base = solve_all(*problem[:4], damping=damping, prior=prior)
         weights = (problem.weights.to(F64) * 10.0**exponent).to(dtype)
         scaled = solve_all(*problem[:3], weights, damping=damping, prior=prior)
-        assert bool(base.valid.all())
+        # Two points 1 px apart under 1 px of noise may honestly solve behind the camera:
+        # the scale must change nothing, validity included, but needs a valid base.
+        assume(bool(base.valid.any()))
         assert torch.equal(base.valid, scaled.valid)
         assert_translation_close(scaled.translation, base.translation, dtype)
 
