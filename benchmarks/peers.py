@@ -365,7 +365,7 @@ PEERS: dict[str, Peer] = {
             "batched",
             True,
             dgpgeom_torch_translation,
-            "the solver with its NumPy path for CPU calls turned off: the path GPUs take",
+            "the solver with its NumPy and scalar paths for CPU calls turned off: the path GPUs take",
         ),
         Peer(
             "dgpgeom_refine",
