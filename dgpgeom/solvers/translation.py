@@ -378,41 +378,28 @@ def _numpy_state(
     return numpy_twin.closed_form(*arrays, damping, tolerance, weight_factor)
 
 
-class _WeightedDLTNumPy(torch.autograd.Function):
-    """:class:`_WeightedDLT` computed in NumPy (see :func:`_numpy_path_applies`).
-
-    Outputs: the translation `(..., 3)` and ``valid`` `(...)`. Double backward
-    recomputes the torch state from the saved inputs and differentiates it.
-    """
+class _NumPyTwin:
+    """The NumPy path (see :func:`_numpy_path_applies`): solve and gradients as tensors."""
 
     @staticmethod
-    def forward(ctx, points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
-        tensors = (points3d, points2d, intrinsics, weights, prior)
-        state = _numpy_state(_numpy_arrays(tensors), damping, weight_factor=True)
-        ctx.state, ctx.damping = state, damping
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(*tensors)
-        valid = torch.from_numpy(state.valid.copy())  # (the backward keeps its own)
-        ctx.mark_non_differentiable(valid)
-        return torch.from_numpy(state.translation), valid
+    def solve(tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False):
+        """``(state, translation (..., 3), valid (...))``; the state keeps its own ``valid``."""
+        state = _numpy_state(_numpy_arrays(tensors), damping, weight_factor)
+        return state, torch.from_numpy(state.translation), torch.from_numpy(state.valid.copy())
 
     @staticmethod
-    def backward(ctx, grad_translation, _):  # type: ignore[override]
-        if grad_translation is None:
-            return (None,) * 6
-        saved = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return _double_backward(ctx, saved, grad_translation)
+    def gradients(state, grad_translation: Tensor, saved: tuple, damping: float, needs: tuple):
+        """The five input gradients (None where not needed)."""
         intrinsics, prior = saved[2], saved[4]
         grads = numpy_twin.backward(
-            ctx.state,
+            state,
             grad_translation.numpy(force=True),
             intrinsics.shape,
             None if prior is None else prior.shape,
-            ctx.damping,
-            ctx.needs_input_grad,
+            damping,
+            needs,
         )
-        return tuple(None if g is None else torch.from_numpy(g) for g in grads)
+        return [None if g is None else torch.from_numpy(g) for g in grads[:5]]
 
 
 #: The most points a CPU call holding exactly one problem may have to be solved in
@@ -434,75 +421,74 @@ def _scalar_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
     return count <= SCALAR_PATH_MAX_POINTS and points2d.numel() == 2 * count
 
 
-def _scalar_state(
-    tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False
-) -> scalar_twin.ScalarState:
-    """The scalar closed form of the one problem the tensors hold."""
-    values = [None if t is None else t.reshape(-1).tolist() for t in tensors]
-    tolerance = _SCALAR_TOLERANCE[tensors[1].dtype]
-    return scalar_twin.closed_form(*values, damping, tolerance, weight_factor)
-
-
 def _from_values(values: list, like: Tensor) -> Tensor:
     """A new tensor shaped and typed like ``like`` holding ``values`` (in order)."""
     return torch.from_numpy(np.array(values, _NUMPY_DTYPES[like.dtype])).view(like.shape)
 
 
-def _scalar_outputs(state: scalar_twin.ScalarState, points2d: Tensor) -> tuple[Tensor, Tensor]:
-    """``translation`` `(..., 3)` and ``valid`` `(...)` for the batch shape of ``points2d``."""
-    batch = points2d.shape[:-2]
-    translation = np.array(state.translation, _NUMPY_DTYPES[points2d.dtype])
-    return torch.from_numpy(translation).view(*batch, 3), torch.full(batch, state.valid)
+class _ScalarTwin:
+    """The scalar path (see :func:`_scalar_path_applies`): solve and gradients as tensors.
 
-
-def _double_backward(ctx, saved: tuple[Tensor | None, ...], grad_translation: Tensor) -> tuple:
-    """Gradients through the torch state of the saved inputs, with its graph (double backward)."""
-    inputs = _drop_unused(saved)
-    s = _closed_form(*inputs, ctx.damping, True)
-    return _backward(s, grad_translation, saved[2], saved[4], ctx.damping, ctx.needs_input_grad)
-
-
-class _WeightedDLTScalar(torch.autograd.Function):
-    """:class:`_WeightedDLT` for one problem in Python floats (see :func:`_scalar_path_applies`).
-
-    Outputs: the translation `(..., 3)` and ``valid`` `(...)`. Double backward
-    recomputes the torch state from the saved inputs and differentiates it.
+    Its values enter and leave through the NumPy views of the CPU tensors, as the NumPy
+    path's do (the path is only taken on the CPU: no device synchronisation).
     """
 
     @staticmethod
-    def forward(ctx, points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
-        tensors = (points3d, points2d, intrinsics, weights, prior)
-        state = _scalar_state(tensors, damping, weight_factor=True)
-        ctx.state, ctx.damping = state, damping
-        ctx.set_materialize_grads(False)
-        ctx.save_for_backward(*tensors)
-        translation, valid = _scalar_outputs(state, points2d)
-        ctx.mark_non_differentiable(valid)
-        return translation, valid
+    def solve(tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False):
+        """``(state, translation (..., 3), valid (...))`` of the one problem the tensors hold."""
+        values = [None if a is None else a.ravel().tolist() for a in _numpy_arrays(tensors)]
+        tolerance = _SCALAR_TOLERANCE[tensors[1].dtype]
+        state = scalar_twin.closed_form(*values, damping, tolerance, weight_factor)
+        batch = tensors[1].shape[:-2]
+        translation = torch.from_numpy(np.array(state.translation, _NUMPY_DTYPES[tensors[1].dtype]))
+        return state, translation.view(*batch, 3), torch.full(batch, state.valid)
 
     @staticmethod
-    def backward(ctx, grad_translation, _):  # type: ignore[override]
-        if grad_translation is None:
-            return (None,) * 6
-        saved = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return _double_backward(ctx, saved, grad_translation)
-        needs = ctx.needs_input_grad
-        if not ctx.state.valid:  # zeros; the translation's gradient passes to the prior
+    def gradients(state, grad_translation: Tensor, saved: tuple, damping: float, needs: tuple):
+        """The five input gradients (None where not needed)."""
+        if not state.valid:  # zeros; the translation's gradient passes to the prior
             grads = [
                 torch.zeros_like(t) if need else None
                 for t, need in zip(saved, needs[:5], strict=True)
             ]
             if needs[4]:
                 grads[4] = grad_translation.clone()
-            return (*grads, None)
-        values = scalar_twin.backward(
-            ctx.state, grad_translation.reshape(-1).tolist(), ctx.damping, needs
-        )
-        grads = [
+            return grads
+        cotangent = grad_translation.numpy(force=True).ravel().tolist()
+        values = scalar_twin.backward(state, cotangent, damping, needs)
+        return [
             None if v is None else _from_values(v, t) for v, t in zip(values, saved, strict=True)
         ]
-        return (*grads, None)
+
+
+class _WeightedDLTOnCPU(torch.autograd.Function):
+    """:class:`_WeightedDLT` computed by a CPU twin (:class:`_NumPyTwin` or :class:`_ScalarTwin`).
+
+    Inputs: the twin, then those of :class:`_WeightedDLT`. Outputs: the translation
+    `(..., 3)` and ``valid`` `(...)`. Double backward recomputes the torch state from the
+    saved inputs and differentiates it.
+    """
+
+    @staticmethod
+    def forward(ctx, twin, points3d, points2d, intrinsics, weights, prior, damping):  # type: ignore[override]
+        tensors = (points3d, points2d, intrinsics, weights, prior)
+        state, translation, valid = twin.solve(tensors, damping, weight_factor=True)
+        ctx.twin, ctx.state, ctx.damping = twin, state, damping
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(*tensors)
+        ctx.mark_non_differentiable(valid)
+        return translation, valid
+
+    @staticmethod
+    def backward(ctx, grad_translation, _):  # type: ignore[override]
+        if grad_translation is None:
+            return (None,) * 7
+        saved, damping, needs = ctx.saved_tensors, ctx.damping, ctx.needs_input_grad[1:]
+        if torch.is_grad_enabled():  # double backward: the torch state, with its graph
+            s = _closed_form(*_drop_unused(saved), damping, True)
+            return (None, *_backward(s, grad_translation, saved[2], saved[4], damping, needs))
+        grads = ctx.twin.gradients(ctx.state, grad_translation, saved, damping, needs)
+        return (None, *grads, None)
 
 
 def _answer(state: _State, prior: Tensor | None) -> Tensor:
@@ -806,18 +792,12 @@ def solve_translation(
     damping = float(damping)
     tracked = any(t is not None and t.requires_grad for t in inputs)
     differentiable = tracked and torch.is_grad_enabled()
-    numpy_path = _numpy_path_applies(inputs)
-    if numpy_path and _scalar_path_applies(inputs):
+    if _numpy_path_applies(inputs):
+        twin = _ScalarTwin if _scalar_path_applies(inputs) else _NumPyTwin
         if differentiable:
-            translation, valid = _WeightedDLTScalar.apply(*inputs, damping)
+            translation, valid = _WeightedDLTOnCPU.apply(twin, *inputs, damping)
         else:
-            translation, valid = _scalar_outputs(_scalar_state(inputs, damping), inputs[1])
-    elif numpy_path:
-        if differentiable:
-            translation, valid = _WeightedDLTNumPy.apply(*inputs, damping)
-        else:
-            state = _numpy_state(_numpy_arrays(inputs), damping)
-            translation, valid = torch.from_numpy(state.translation), torch.from_numpy(state.valid)
+            _, translation, valid = twin.solve(inputs, damping)
     else:
         if differentiable:
             translation, _, valid, *_ = _WeightedDLT.apply(*inputs, damping)
