@@ -51,6 +51,7 @@ TEMP_COLUMNS = {
     "dgpgeom": (8, 16),
     "dgpgeom_compiled": (8, 16),
     "dgpgeom_torch": (8, 16),
+    "dgpgeom_numpy": (8, 16),
     "lstsq": (12, 160),
     "solve": (8, 32),
     "kornia": (110, 160),

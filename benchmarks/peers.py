@@ -256,6 +256,16 @@ def dgpgeom_torch_translation(points3d, points2d, intrinsics, weights):
         translation_module.NUMPY_PATH_MAX_POINTS = limit
 
 
+def dgpgeom_numpy_translation(points3d, points2d, intrinsics, weights):
+    """dgpgeom's solver with its scalar path for one CPU problem turned off (NumPy instead)."""
+    limit = translation_module.SCALAR_PATH_MAX_POINTS
+    translation_module.SCALAR_PATH_MAX_POINTS = 0
+    try:
+        return solve_translation(points3d, points2d, intrinsics, weights).translation
+    finally:
+        translation_module.SCALAR_PATH_MAX_POINTS = limit
+
+
 def dgpgeom_refine_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's DLT followed by 5 robust (Huber, 2 px) Gauss-Newton steps on the pixel error."""
     return refine_translation(points3d, points2d, intrinsics, weights, robust="huber").translation
@@ -366,6 +376,14 @@ PEERS: dict[str, Peer] = {
             True,
             dgpgeom_torch_translation,
             "the solver with its NumPy and scalar paths for CPU calls turned off: the path GPUs take",
+        ),
+        Peer(
+            "dgpgeom_numpy",
+            "dgpgeom, NumPy path",
+            "batched",
+            True,
+            dgpgeom_numpy_translation,
+            "the solver with its scalar path for one CPU problem turned off: NumPy at B=1 too",
         ),
         Peer(
             "dgpgeom_refine",

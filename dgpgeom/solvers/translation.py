@@ -404,9 +404,10 @@ class _NumPyTwin:
 
 #: The most points a CPU call holding exactly one problem may have to be solved in
 #: Python floats (``dgpgeom/solvers/_translation_scalar.py``) rather than NumPy, under
-#: the NumPy path's conditions; 0 turns the scalar path off. (One thread, float32: the
-#: scalar path took 40 against 66 µs forward at 21 points; forward+backward crossed
-#: over between 48 and 64 points.)
+#: the NumPy path's conditions; 0 turns the scalar path off. For one hand of 21 points
+#: (one thread, float32) it took 43 against 66 µs forward and 132 against 177 µs
+#: forward+backward (``benchmarks/README.md``); its loops grow with the points where
+#: NumPy's calls hardly do, so it stops at a little over twice a hand's keypoints.
 SCALAR_PATH_MAX_POINTS = 48
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
