@@ -1411,8 +1411,11 @@ class TestNumPyPath:
             assert torch.equal(solution.translation, expected)
             for g in grads[:4]:
                 assert not bool(g.any())
-        for g in grads:
-            assert bool(g.isfinite().all())
+        # d t / d w scales as 1 / w: for weights near the dtype's smallest values (1e-40 in
+        # float32) it is not representable, on any path; the other gradients must be finite.
+        representable = bool((1.0 / w.abs().max()).isfinite()) if w.abs().max() > 0 else True
+        for index, g in enumerate(grads):
+            assert bool(g.isfinite().all()) or (index == 3 and not representable)
 
     @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
     @pytest.mark.parametrize(
