@@ -67,6 +67,12 @@ def _reduce_last(ufunc: np.ufunc, array: np.ndarray) -> np.ndarray:
     return ufunc.reduce(columns, axis=0).reshape(array.shape[:-1])
 
 
+#: Sums of squared weights between these need no division by the largest weight first:
+#: no square in them overflows, and one small enough to underflow is far below the
+#: rounding of the sum.
+_SAFE_TOTAL = {np.float32: (2.0**-60, 2.0**60), np.float64: (2.0**-900, 2.0**900)}
+
+
 def closed_form(
     points3d: np.ndarray,
     points2d: np.ndarray,
@@ -107,11 +113,19 @@ def closed_form(
             unused = weights == 0
             if unused.any():
                 np.copyto(planes, 0.0, where=unused)
-            # Divided by the largest magnitude first: no over- or underflow of w².
-            scale = _reduce_last(np.maximum, np.abs(weights))[..., None]
-            normalised = weights / scale
-            squared = normalised * normalised
-            total = (squared @ np.ones(shape[-1], squared.dtype))[..., None]
+            ones = np.ones(shape[-1], weights.dtype)
+            scale, normalised = 1.0, weights
+            squared = weights * weights
+            total = (squared @ ones)[..., None]
+            low, high = _SAFE_TOTAL[weights.dtype.type]
+            if not (total.size == 0 or (low < total.min() and total.max() < high)):  # (or NaN)
+                # Those problems divided by their largest magnitude first: no over- or
+                # underflow of w²; the others by exactly 1, so that they are unchanged.
+                safe = (low < total) & (total < high)
+                scale = np.where(safe, 1.0, _reduce_last(np.maximum, np.abs(weights))[..., None])
+                normalised = weights / scale
+                squared = normalised * normalised
+                total = (squared @ ones)[..., None]
             omega = squared / total
             if weight_factor:
                 factor = normalised * (2.0 / (scale * total))

@@ -46,6 +46,12 @@ class ScalarState:
     intrinsics: tuple[float, ...] = ()  # fx, skew, cx, K[1, 0], fy, cy
 
 
+#: Sums of squared weights between these need no division by the largest weight first:
+#: no square in them overflows, and one small enough to underflow is below the float64
+#: rounding of the sum. (Every float32 weight squares into this range in float64.)
+_SAFE_TOTAL = (2.0**-900, 2.0**900)
+
+
 def _invalid(prior: list[float] | None) -> ScalarState:
     """The state of a problem that is not valid: the prior (or zeros) as its answer."""
     return ScalarState(list(prior) if prior else [0.0, 0.0, 0.0], False, [], [], [], [], [], [], [])
@@ -81,17 +87,23 @@ def closed_form(
     if weights is None:
         omega = [1.0 / count] * count
     else:
-        scale = max(map(abs, weights))
-        if not scale > 0.0 or scale == math.inf:  # all zero, an Inf, or a NaN first
-            return _invalid(prior)
-        normalised = [w / scale for w in weights]
-        total = sum(n * n for n in normalised)
+        scale, normalised = 1.0, weights
+        total = sum(map(mul, weights, weights))
+        if not _SAFE_TOTAL[0] < total < _SAFE_TOTAL[1]:  # (also NaN): divide by the largest first
+            scale = max(map(abs, weights))
+            if not scale > 0.0 or scale == math.inf:  # all zero, an Inf, or a NaN first
+                return _invalid(prior)
+            normalised = [w / scale for w in weights]
+            total = sum(map(mul, normalised, normalised))
         omega = [n * n / total for n in normalised]
         if weight_factor:
             factor = [n * (2.0 / (scale * total)) for n in normalised]
     # The planes of the points (the comprehensions and maps iterate in C).
     y = [(v - cy) / fy for v in points2d[1::2]]
-    x = [(u - cx - skew * yi) / fx for u, yi in zip(points2d[0::2], y, strict=True)]
+    if skew == 0.0:
+        x = [(u - cx) / fx for u in points2d[0::2]]
+    else:
+        x = [(u - cx - skew * yi) / fx for u, yi in zip(points2d[0::2], y, strict=True)]
     Z = points3d[2::3]
     bx = [X - Zi * xi for X, Zi, xi in zip(points3d[0::3], Z, x, strict=True)]
     by = [Y - Zi * yi for Y, Zi, yi in zip(points3d[1::3], Z, y, strict=True)]

@@ -76,6 +76,12 @@ Implementation notes (see also the design notes of the project):
   points (one hand in one frame) is solved in Python floats instead
   (``dgpgeom/solvers/_translation_scalar.py``): two loops over the points and a few
   scalar formulas cost less than half of the forty-odd NumPy calls.
+  A plain CPU call (tensors of one float dtype and one batch shape, ``K`` shared or
+  per problem) reaches its twin after a few comparisons of shapes and dtypes
+  (:func:`_cpu_twin_of_plain_call`): for one hand, the general checks, casts and
+  broadcasts cost as much as the solve. Every other call is checked in full first.
+  Both twins skip the division of the weights by their largest magnitude where the sum
+  of their squares is far from over- and underflow (almost always).
   Function transforms, forward-mode AD, ``torch.compile``, tracing, dispatch modes,
   tensor subclasses and every other device take the torch path.
 """
@@ -335,29 +341,37 @@ NUMPY_PATH_MAX_POINTS = 16384
 NUMPY_PATH_MAX_POINTS_ONE_THREAD = 2**23
 
 
-def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
-    """Whether a call may run in NumPy: small, on the CPU, plain tensors, nothing watching.
-
-    Function transforms (``vmap``, ``grad``), forward-mode AD (dual tensors),
-    ``torch.compile``, tracing (ONNX export) and dispatch modes must see the ATen ops, so
-    they always take the torch path.
-    """
-    # (Checked before the sizes, which a tracer would record as a guard.)
-    if not (
+def _nothing_watching() -> bool:
+    """Whether no transform sees the call: function transforms (``vmap``, ``grad``),
+    forward-mode AD (dual tensors), ``torch.compile``, tracing (ONNX export) and dispatch
+    modes must see the ATen ops, so they always take the torch path."""
+    return (
         not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and forward_ad._current_level < 0
         and peek_interpreter_stack() is None
         and _get_current_dispatch_mode() is None
         and not torch._C._is_torch_function_mode_enabled()
+    )
+
+
+def _within_numpy_limit(points3d: Tensor) -> bool:
+    """Whether a CPU call is small enough for the NumPy path (see its limits)."""
+    one_thread = torch.get_num_threads() == 1
+    limit = NUMPY_PATH_MAX_POINTS_ONE_THREAD if one_thread else NUMPY_PATH_MAX_POINTS
+    return points3d.numel() <= 3 * limit
+
+
+def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
+    """Whether a call may run in NumPy: small, on the CPU, plain tensors, nothing watching."""
+    # (Checked before the sizes, which a tracer would record as a guard.)
+    return (
+        _nothing_watching()
         and all(t is None or type(t) is Tensor for t in tensors)
         and tensors[0].device.type == "cpu"
         and NUMPY_PATH_MAX_POINTS > 0
-    ):
-        return False
-    one_thread = torch.get_num_threads() == 1
-    limit = NUMPY_PATH_MAX_POINTS_ONE_THREAD if one_thread else NUMPY_PATH_MAX_POINTS
-    return tensors[0].numel() <= 3 * limit
+        and _within_numpy_limit(tensors[0])
+    )
 
 
 def _numpy_arrays(tensors: tuple[Tensor | None, ...]) -> list:
@@ -437,11 +451,10 @@ class _ScalarTwin:
     @staticmethod
     def solve(tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False):
         """``(state, translation (..., 3), valid (...))`` of the one problem the tensors hold."""
-        values = [None if a is None else a.ravel().tolist() for a in _numpy_arrays(tensors)]
-        tolerance = _SCALAR_TOLERANCE[tensors[1].dtype]
-        state = scalar_twin.closed_form(*values, damping, tolerance, weight_factor)
-        batch = tensors[1].shape[:-2]
-        translation = torch.from_numpy(np.array(state.translation, _NUMPY_DTYPES[tensors[1].dtype]))
+        values = [None if t is None else t.numpy(force=True).ravel().tolist() for t in tensors]
+        dtype, batch = tensors[1].dtype, tensors[1].shape[:-2]
+        state = scalar_twin.closed_form(*values, damping, _SCALAR_TOLERANCE[dtype], weight_factor)
+        translation = torch.from_numpy(np.array(state.translation, _NUMPY_DTYPES[dtype]))
         return state, translation.view(*batch, 3), torch.full(batch, state.valid)
 
     @staticmethod
@@ -460,6 +473,49 @@ class _ScalarTwin:
         return [
             None if v is None else _from_values(v, t) for v, t in zip(values, saved, strict=True)
         ]
+
+
+def _cpu_twin_of_plain_call(
+    points3d: Tensor,
+    points2d: Tensor,
+    intrinsics: Tensor,
+    weights: Tensor | None,
+    prior: Tensor | None,
+    damping: float,
+) -> type[_ScalarTwin] | type[_NumPyTwin] | None:
+    """The CPU twin of a plain call, in a few comparisons; None sends it through the checks.
+
+    Plain: CPU tensors of one dtype (float32 or float64) with nothing watching, the points,
+    the weights and the prior (if given) of one batch shape, ``K`` of that batch shape or
+    one ``(3, 3)`` for all, a float or int ``damping >= 0``. Such a call needs no cast, no
+    broadcast and no further check, so it goes straight to its twin: for one hand in one
+    frame the general checks and dispatch cost as much as the solve.
+    """
+    if not (
+        type(points2d) is Tensor and type(points3d) is Tensor and type(intrinsics) is Tensor
+        and (weights is None or type(weights) is Tensor) and (prior is None or type(prior) is Tensor)
+        and (type(damping) is float or type(damping) is int) and damping >= 0
+    ):  # fmt: skip
+        return None
+    s2, s3, sk, dtype = points2d.shape, points3d.shape, intrinsics.shape, points2d.dtype
+    if not (
+        (dtype is torch.float32 or dtype is torch.float64)
+        and len(s2) >= 2 and s2[-1] == 2 and s2[-2] >= 2 and s3[:-1] == s2[:-1] and s3[-1:] == (3,)
+        and sk[-2:] == (3, 3) and (len(sk) == 2 or sk[:-2] == s2[:-2])
+        and (weights is None or (weights.shape == s2[:-1] and weights.dtype is dtype))
+        and (prior is None or (prior.shape[:-1] == s2[:-2] and prior.shape[-1:] == (3,)
+                               and prior.dtype is dtype))
+        and points3d.dtype is dtype and intrinsics.dtype is dtype
+        and points2d.is_cpu and points3d.is_cpu and intrinsics.is_cpu
+        and (weights is None or weights.is_cpu) and (prior is None or prior.is_cpu)
+        and NUMPY_PATH_MAX_POINTS > 0
+        and _nothing_watching()
+    ):  # fmt: skip
+        return None
+    count = s2[-2]
+    if count <= SCALAR_PATH_MAX_POINTS and points2d.numel() == 2 * count:
+        return _ScalarTwin
+    return _NumPyTwin if _within_numpy_limit(points3d) else None
 
 
 class _WeightedDLTOnCPU(torch.autograd.Function):
@@ -789,6 +845,15 @@ def solve_translation(
         E. Valassakis and G. Garcia-Hernando. *HandDGP: Camera-Space Hand Mesh
         Prediction with Differentiable Global Positioning.* ECCV 2024, §3.1–3.2.
     """
+    if not (return_covariance or return_residuals) and (
+        twin := _cpu_twin_of_plain_call(points3d, points2d, intrinsics, weights, prior, damping)
+    ):
+        inputs = (points3d, points2d, intrinsics, weights, prior)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+            translation, valid = _WeightedDLTOnCPU.apply(twin, *inputs, float(damping))
+        else:
+            _, translation, valid = twin.solve(inputs, float(damping))
+        return TranslationSolution(translation, valid, None, None)
     inputs, dtype, out_dtype = _prepared(points3d, points2d, intrinsics, weights, prior, damping)
     damping = float(damping)
     tracked = any(t is not None and t.requires_grad for t in inputs)

@@ -1222,6 +1222,77 @@ class TestNumPyPath:
         assert scalar_calls == [] and len(numpy_calls) == (0 if solver_path == "torch" else 1)
 
     @pytest.fixture
+    def general_calls(self, monkeypatch):
+        """Calls that went through the general checks (``_prepared``)."""
+        calls = []
+        original = translation_module._prepared
+
+        def spy(*args, **kwargs):
+            calls.append(args[1].shape)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(translation_module, "_prepared", spy)
+        return calls
+
+    @pytest.mark.parametrize("batch", [(), (1,), (3,), (2, 2)])
+    @pytest.mark.parametrize("extras", ["none", "weights", "weights+prior"])
+    def test_plain_calls_skip_the_general_checks_and_change_nothing(
+        self, general_calls, solver_path, monkeypatch, batch, extras
+    ):
+        """Plain CPU calls go straight to their twin: values, validity and gradients
+        bitwise those of the general dispatch (on the torch path there is no shortcut)."""
+        problem = make_problem(44, batch, 21, dtype=torch.float64)
+        damping = 0.1 if extras == "weights+prior" else 0.0
+        given = [
+            problem.points3d,
+            problem.points2d,
+            problem.intrinsics[(0,) * len(batch)] if batch == (3,) else problem.intrinsics,
+            problem.weights if extras != "none" else None,
+            problem.translation * 1.1 if extras == "weights+prior" else None,
+        ]
+
+        def solve():
+            inputs = [None if t is None else t.detach().clone().requires_grad_() for t in given]
+            solution = solve_translation(*inputs[:4], prior=inputs[4], damping=damping)
+            tracked = [t for t in inputs if t is not None]
+            loss = (solution.translation * torch.arange(1.0, 4.0, dtype=F64)).sum()
+            return solution, torch.autograd.grad(loss, tracked)
+
+        plain, plain_grads = solve()
+        assert general_calls == ([] if solver_path != "torch" else [(*batch, 21, 2)])
+        monkeypatch.setattr(translation_module, "_cpu_twin_of_plain_call", lambda *a: None)
+        general, general_grads = solve()
+        assert torch.equal(plain.translation, general.translation)
+        assert torch.equal(plain.valid, general.valid) and bool(plain.valid.all())
+        for a, b in zip(plain_grads, general_grads, strict=True):
+            assert torch.equal(a, b)
+
+    @pytest.mark.parametrize(
+        "case", ["mixed dtypes", "K batched alone", "float16", "bool damping", "statistics"]
+    )
+    def test_other_calls_take_the_general_checks(self, general_calls, case):
+        points3d, points2d, intrinsics, weights = _one_hand()
+        options = {}
+        if case == "mixed dtypes":
+            points2d = points2d.double()
+        elif case == "K batched alone":
+            points3d, points2d, weights = points3d[0], points2d[0], weights[0]
+        elif case == "float16":
+            points3d, points2d, intrinsics, weights = (
+                t.half() for t in (points3d, points2d, intrinsics, weights)
+            )
+        elif case == "bool damping":
+            options["damping"] = False
+        else:
+            options["return_residuals"] = True
+        if case == "bool damping":
+            with pytest.raises(ValueError, match="damping"):
+                solve_translation(points3d, points2d, intrinsics, weights, **options)
+        else:
+            assert bool(solve_translation(points3d, points2d, intrinsics, weights, **options).valid)
+        assert len(general_calls) == 1
+
+    @pytest.fixture
     def two_threads(self):
         threads = torch.get_num_threads()
         torch.set_num_threads(2)
