@@ -2,14 +2,17 @@
 
 A single problem (one hand in one frame) costs the NumPy twin about forty array
 operations of about a microsecond each, almost none of it arithmetic. In Python floats
-the same closed form is two loops over the N points and a few scalar formulas, in
-less than half the time (``benchmarks/README.md``). :func:`~dgpgeom.solve_translation` runs
-this twin for CPU calls holding exactly one problem of at most
-:data:`~dgpgeom.solvers.translation.SCALAR_PATH_MAX_POINTS` points, under the same
-conditions as the NumPy path. The formulas, the validity tests and the gradients are
-those of :mod:`dgpgeom.solvers.translation` (see its notes); only the arithmetic is
-float64 whatever the input dtype (outputs are cast back), and the sums run in point
-order.
+the same closed form is one loop over the N points and a few scalar formulas, in less
+than half the time (``benchmarks/README.md``); the backward is one more loop.
+:func:`~dgpgeom.solve_translation` runs this twin for CPU calls holding exactly one
+problem of at most :data:`~dgpgeom.solvers.translation.SCALAR_PATH_MAX_POINTS` points,
+under the same conditions as the NumPy path. The validity tests and the gradients are
+those of :mod:`dgpgeom.solvers.translation` (see its notes), and so is the closed form,
+with one difference in how its sums are formed: instead of centring the image
+coordinates on their weighted mean (a second pass), the loop takes them relative to one
+used point and recovers the centred moments from the same sums, which cancel only down
+to the hand's own extent (as the centred ones do). The arithmetic is float64 whatever
+the input dtype (outputs are cast back), and the sums run in point order.
 
 Python raises on a division by zero where arrays give Inf or NaN, so every divisor is
 tested first: a problem that would divide by zero is not valid, as it is on the other
@@ -31,12 +34,13 @@ class ScalarState:
 
     translation: list[float]  # the solution where valid, else the prior (or zeros)
     valid: bool
-    # Only where valid (else empty or zero): the backward's intermediates.
-    x: list[float]  # normalised image coordinates; 0 for points of zero weight
-    y: list[float]
-    bx: list[float]  # b = (X, Y) - Z (x, y)
-    by: list[float]
-    Z: list[float]  # depth relative to the root
+    # Only where valid (else empty or zero): the backward's inputs. Points of zero weight
+    # hold u = cx, v = cy and X = Y = Z = 0 (so x = y = b = 0), whatever they held.
+    u: list[float]  # pixels
+    v: list[float]
+    X: list[float]  # metres, relative to the root
+    Y: list[float]
+    Z: list[float]
     omega: list[float]  # w² / Σw², zero for unused points
     weight_factor: list[float]  # d omega_i / d w_i = 2 w_i / Σw²
     mean_x: float = 0.0
@@ -98,27 +102,39 @@ def closed_form(
         omega = [n * n / total for n in normalised]
         if weight_factor:
             factor = [n * (2.0 / (scale * total)) for n in normalised]
-    # The planes of the points (the comprehensions and maps iterate in C).
-    y = [(v - cy) / fy for v in points2d[1::2]]
-    if skew == 0.0:
-        x = [(u - cx) / fx for u in points2d[0::2]]
-    else:
-        x = [(u - cx - skew * yi) / fx for u, yi in zip(points2d[0::2], y, strict=True)]
-    Z = points3d[2::3]
-    bx = [X - Zi * xi for X, Zi, xi in zip(points3d[0::3], Z, x, strict=True)]
-    by = [Y - Zi * yi for Y, Zi, yi in zip(points3d[1::3], Z, y, strict=True)]
+    u, v = points2d[0::2], points2d[1::2]
+    X, Y, Z = points3d[0::3], points3d[1::3], points3d[2::3]
     if weights is not None and 0.0 in weights:  # those points are gone, whatever they held
-        x, y, bx, by, Z = (
-            [0.0 if w == 0.0 else value for w, value in zip(weights, plane, strict=True)]
-            for plane in (x, y, bx, by, Z)
+        kept = [w != 0.0 for w in weights]
+        u, v, X, Y, Z = (
+            [value if keep else gone for keep, value in zip(kept, plane, strict=True)]
+            for plane, gone in ((u, cx), (v, cy), (X, 0.0), (Y, 0.0), (Z, 0.0))
         )
-    mean_x, mean_y, mean_bx, mean_by = (sum(map(mul, omega, plane)) for plane in (x, y, bx, by))
+        first = kept.index(True)  # (all zero returned above)
+    else:
+        first = 0
+    # One pass over the points. The image coordinates are taken relative to one used
+    # point (x_r, y_r): their second moments then cancel only to the hand's own extent,
+    # as the centred form's do, and the weighted means follow from the same sums.
+    y_r = (v[first] - cy) / fy
+    x_r = (u[first] - cx - skew * y_r) / fx
+    sum_dx = sum_dy = sum_bx = sum_by = sum_dd = sum_db = 0.0
+    for o, ui, vi, Xi, Yi, Zi in zip(omega, u, v, X, Y, Z, strict=True):
+        yi = (vi - cy) / fy
+        xi = (ui - cx - skew * yi) / fx
+        bx, by = Xi - Zi * xi, Yi - Zi * yi  # b = (X, Y) - Z (x, y)
+        odx, ody = o * (xi - x_r), o * (yi - y_r)
+        sum_dx += odx
+        sum_dy += ody
+        sum_bx += o * bx
+        sum_by += o * by
+        sum_dd += odx * (xi - x_r) + ody * (yi - y_r)
+        sum_db += odx * bx + ody * by
+    mean_x, mean_y, mean_bx, mean_by = x_r + sum_dx, y_r + sum_dy, sum_bx, sum_by
+    # Σ omega |x - mean|² and Σ omega (x - mean)·(b - mean_b), as Σ omega = 1.
+    pivot = sum_dd - sum_dx * sum_dx - sum_dy * sum_dy
+    numerator = sum_db - sum_dx * sum_bx - sum_dy * sum_by
     nearest = min(0.0, *Z)  # at most 0 (a NaN depth shows in b, hence in tz)
-    pivot = numerator = 0.0
-    for o, xi, yi, bxi, byi in zip(omega, x, y, bx, by, strict=True):
-        dx, dy = xi - mean_x, yi - mean_y
-        pivot += o * (dx * dx + dy * dy)
-        numerator += o * (dx * (bxi - mean_bx) + dy * (byi - mean_by))
     rho2 = mean_x * mean_x + mean_y * mean_y
     mu = 1.0 + damping
     px, py, pz = prior if prior else (0.0, 0.0, 0.0)
@@ -136,7 +152,7 @@ def closed_form(
     if not nearest + tz > tolerance * tz:  # (False for NaN and Inf)
         return _invalid(prior)
     return ScalarState(
-        [tx, ty, tz], True, x, y, bx, by, Z, omega, factor,
+        [tx, ty, tz], True, u, v, X, Y, Z, omega, factor,
         mean_x, mean_y, pivot, (tx, ty, tz), (fx, skew, cx, k10, fy, cy),
     )  # fmt: skip
 
@@ -159,15 +175,17 @@ def backward(
     lz = ((mean_x * gx + mean_y * gy) / mu + gz) / s.pivot
     lx, ly = (gx + mean_x * lz) / mu, (gy + mean_y * lz) / mu
     tx, ty, tz = s.solution
-    fx, skew, _, _, fy, _ = s.intrinsics
+    fx, skew, cx, _, fy, cy = s.intrinsics
     grad3: list[float] = []
     grad2: list[float] = []
     grad_w: list[float] = []
     minus_mean = 0.0
     weighted = needs[3] and bool(s.weight_factor)
     sum_ux = sum_uy = sum_u = sum_vy = sum_v = 0.0
-    for o, xi, yi, bxi, byi, zi in zip(s.omega, s.x, s.y, s.bx, s.by, s.Z, strict=True):
-        rx, ry = bxi + tx - xi * tz, byi + ty - yi * tz  # r = B - A t
+    for o, ui, vi, Xi, Yi, zi in zip(s.omega, s.u, s.v, s.X, s.Y, s.Z, strict=True):
+        yi = (vi - cy) / fy
+        xi = (ui - cx - skew * yi) / fx
+        rx, ry = Xi - zi * xi + tx - xi * tz, Yi - zi * yi + ty - yi * tz  # r = B - A t
         qx, qy = lx - xi * lz, ly - yi * lz  # q = -A l
         mgx, mgy = o * qx, o * qy
         depth, olz = zi + tz, o * lz
