@@ -74,7 +74,7 @@ Implementation notes (see also the design notes of the project):
   torch state).
   A CPU call holding exactly one problem of at most :data:`SCALAR_PATH_MAX_POINTS`
   points (one hand in one frame) is solved in Python floats instead
-  (``dgpgeom/solvers/_translation_scalar.py``): two loops over the points and a few
+  (``dgpgeom/solvers/_translation_scalar.py``): one loop over the points and a few
   scalar formulas cost less than half of the forty-odd NumPy calls.
   A plain CPU call (tensors of one float dtype and one batch shape, ``K`` shared or
   per problem) reaches its twin after a few comparisons of shapes and dtypes
