@@ -419,7 +419,7 @@ class _NumPyTwin:
 #: The most points a CPU call holding exactly one problem may have to be solved in
 #: Python floats (``dgpgeom/solvers/_translation_scalar.py``) rather than NumPy, under
 #: the NumPy path's conditions; 0 turns the scalar path off. For one hand of 21 points
-#: (one thread, float32) it took 43 against 66 µs forward and 132 against 177 µs
+#: (one thread, float32) it took 25.9 against 54.3 µs forward and 115 against 177 µs
 #: forward+backward (``benchmarks/README.md``); its loops grow with the points where
 #: NumPy's calls hardly do, so it stops at a little over twice a hand's keypoints.
 SCALAR_PATH_MAX_POINTS = 48
