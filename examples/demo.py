@@ -9,7 +9,7 @@ error against that ground truth, and writes the mesh (``.ply``), the keypoints
     handdgp predict examples/data/synthetic_hand.jpg --checkpoint full \\
         --intrinsics FX,FY,CX,CY --box=X0,Y0,X1,Y1 --out demo_output
 
-The sample is from the held-out set, not the training set: the one with the median
+The sample is from the held-out set, not the training set: one at the median
 camera-space error of the shipped checkpoint, so what it shows is typical (its recipe
 is in the ``.json``).
 """

@@ -13,13 +13,13 @@ from handdgp.predict import predict_command
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
-# The bundled image is the held-out sample with the median camera-space error of the
+# The bundled image is a held-out sample at the median camera-space error of the
 # shipped checkpoint among those MediaPipe detects; on it the checkpoint measures
-# 59.1 mm (wrist) and 13.3 mm (Procrustes-aligned), see reference_model/README.md. The
+# 97.5 mm (wrist) and 12.3 mm (Procrustes-aligned), see reference_model/README.md. The
 # bounds leave a margin for float differences across machines and catch a broken
 # checkpoint, crop or intrinsics map.
-MAX_WRIST_ERROR_MM = 75.0
-MAX_PA_MJE_MM = 16.0
+MAX_WRIST_ERROR_MM = 115.0
+MAX_PA_MJE_MM = 14.5
 
 
 def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
