@@ -246,24 +246,24 @@ def dgpgeom_translation(points3d, points2d, intrinsics, weights):
     return solve_translation(points3d, points2d, intrinsics, weights).translation
 
 
-def dgpgeom_torch_translation(points3d, points2d, intrinsics, weights):
-    """dgpgeom's solver on its torch path (the one GPUs take), whatever the batch size."""
-    limit = translation_module.NUMPY_PATH_MAX_POINTS
-    translation_module.NUMPY_PATH_MAX_POINTS = 0
+def _solve_with_limit(limit_name: str, points3d, points2d, intrinsics, weights):
+    """The solver's translation with one of its CPU-path limits set to 0 for this call."""
+    limit = getattr(translation_module, limit_name)
+    setattr(translation_module, limit_name, 0)
     try:
         return solve_translation(points3d, points2d, intrinsics, weights).translation
     finally:
-        translation_module.NUMPY_PATH_MAX_POINTS = limit
+        setattr(translation_module, limit_name, limit)
+
+
+def dgpgeom_torch_translation(points3d, points2d, intrinsics, weights):
+    """dgpgeom's solver on its torch path (the one GPUs take), whatever the batch size."""
+    return _solve_with_limit("NUMPY_PATH_MAX_POINTS", points3d, points2d, intrinsics, weights)
 
 
 def dgpgeom_numpy_translation(points3d, points2d, intrinsics, weights):
     """dgpgeom's solver with its scalar path for one CPU problem turned off (NumPy instead)."""
-    limit = translation_module.SCALAR_PATH_MAX_POINTS
-    translation_module.SCALAR_PATH_MAX_POINTS = 0
-    try:
-        return solve_translation(points3d, points2d, intrinsics, weights).translation
-    finally:
-        translation_module.SCALAR_PATH_MAX_POINTS = limit
+    return _solve_with_limit("SCALAR_PATH_MAX_POINTS", points3d, points2d, intrinsics, weights)
 
 
 def dgpgeom_refine_translation(points3d, points2d, intrinsics, weights):

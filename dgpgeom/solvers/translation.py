@@ -374,9 +374,18 @@ def _numpy_path_applies(tensors: tuple[Tensor | None, ...]) -> bool:
     )
 
 
+def _numpy_view(tensor: Tensor) -> np.ndarray:
+    """The NumPy view of a CPU tensor: no copy, detached, and never a device transfer
+    (a tensor on another device raises rather than synchronising; the CPU paths are only
+    taken for CPU tensors)."""
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    return tensor.resolve_neg().numpy() if tensor.is_neg() else tensor.numpy()
+
+
 def _numpy_arrays(tensors: tuple[Tensor | None, ...]) -> list:
-    """NumPy views of CPU tensors (no copy; detached)."""
-    return [None if t is None else t.numpy(force=True) for t in tensors]
+    """NumPy views of CPU tensors (see :func:`_numpy_view`)."""
+    return [None if t is None else _numpy_view(t) for t in tensors]
 
 
 #: The relative pivot and depth tolerance of each NumPy compute dtype (as the torch path's).
@@ -407,7 +416,7 @@ class _NumPyTwin:
         intrinsics, prior = saved[2], saved[4]
         grads = numpy_twin.backward(
             state,
-            grad_translation.numpy(force=True),
+            _numpy_view(grad_translation),
             intrinsics.shape,
             None if prior is None else prior.shape,
             damping,
@@ -451,7 +460,8 @@ class _ScalarTwin:
     @staticmethod
     def solve(tensors: tuple[Tensor | None, ...], damping: float, weight_factor: bool = False):
         """``(state, translation (..., 3), valid (...))`` of the one problem the tensors hold."""
-        values = [None if t is None else t.numpy(force=True).ravel().tolist() for t in tensors]
+        # Python floats read from the CPU tensors' memory (NumPy's tolist, not torch's).
+        values = [None if a is None else a.ravel().tolist() for a in _numpy_arrays(tensors)]
         dtype, batch = tensors[1].dtype, tensors[1].shape[:-2]
         state = scalar_twin.closed_form(*values, damping, _SCALAR_TOLERANCE[dtype], weight_factor)
         translation = torch.from_numpy(np.array(state.translation, _NUMPY_DTYPES[dtype]))
@@ -468,7 +478,7 @@ class _ScalarTwin:
             if needs[4]:
                 grads[4] = grad_translation.clone()
             return grads
-        cotangent = grad_translation.numpy(force=True).ravel().tolist()
+        cotangent = _numpy_view(grad_translation).ravel().tolist()
         values = scalar_twin.backward(state, cotangent, damping, needs)
         return [
             None if v is None else _from_values(v, t) for v, t in zip(values, saved, strict=True)
@@ -512,8 +522,7 @@ def _cpu_twin_of_plain_call(
         and _nothing_watching()
     ):  # fmt: skip
         return None
-    count = s2[-2]
-    if count <= SCALAR_PATH_MAX_POINTS and points2d.numel() == 2 * count:
+    if _scalar_path_applies((points3d, points2d)):
         return _ScalarTwin
     return _NumPyTwin if _within_numpy_limit(points3d) else None
 
