@@ -124,6 +124,18 @@ def _positive(kind):
     return parse
 
 
+def _size_spread(text: str) -> float | None:
+    if text == "template":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'template', got {text}")
+    return value
+
+
 def _add_make_data(subparsers) -> None:
     p = subparsers.add_parser(
         "make-data",
@@ -157,6 +169,16 @@ def _add_make_data(subparsers) -> None:
         default=None,
         help="fraction of hands allowed to leave the image (default 0.1)",
     )
+    p.add_argument(
+        "--hand-size-spread",
+        type=_size_spread,
+        default=0.07,
+        metavar="SPREAD",
+        help=(
+            "hand sizes' standard deviation over their mean (default 0.07, adult hands); "
+            "'template' keeps the hand model's own population (about 0.14)"
+        ),
+    )
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of the images")
     p.add_argument(
         "--backend",
@@ -181,7 +203,10 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
         "occluder_probability": args.occluder_probability,
         "cropped_fraction": args.cropped_fraction,
     }
-    config = SceneConfig(**{k: v for k, v in overrides.items() if v is not None})
+    config = SceneConfig(
+        **{k: v for k, v in overrides.items() if v is not None},
+        hand_size_spread=args.hand_size_spread,
+    )
     start = time.perf_counter()
     make_dataset(
         args.out,

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from dgpgeom import ShapeError
 from dgpgeom.camera import project
+from handdgp.hand.skeleton import HAND_EDGES
 from handdgp.inference import Prediction
 
 __all__ = [
@@ -28,13 +29,6 @@ __all__ = [
     "write_prediction_json",
 ]
 
-#: Bones of the 21-keypoint hand in FreiHAND order (wrist; thumb, index, middle,
-#: ring, little finger, each from the knuckle to the tip).
-HAND_EDGES = tuple(
-    (0 if joint == 0 else base + joint - 1, base + joint)
-    for base in (1, 5, 9, 13, 17)
-    for joint in range(4)
-)
 
 def _single(prediction: Prediction) -> None:
     if prediction.vertices_cam.ndim != 2:

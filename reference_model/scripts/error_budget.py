@@ -37,14 +37,8 @@ from keypoint_spread import spread  # a sibling script
 from kornia.geometry.linalg import transform_points
 
 import dgpgeom
+from handdgp.hand.skeleton import hand_size
 from handdgp.loading import default_dataset_factory, held_out_config, load_model
-from handdgp.outputs import HAND_EDGES
-
-
-def hand_size(keypoints3d: torch.Tensor) -> torch.Tensor:
-    """`(B, 21, 3)` metres -> `(B,)` summed bone length, metres."""
-    parent, child = torch.tensor(HAND_EDGES).T
-    return (keypoints3d[:, child] - keypoints3d[:, parent]).norm(dim=-1).sum(-1)
 
 
 def cs_error(relative: torch.Tensor, keypoints2d, intrinsics, weights, truth) -> torch.Tensor:

@@ -21,9 +21,10 @@ import json
 from pathlib import Path
 
 import torch
-from error_budget import cs_error, hand_size  # a sibling script
+from error_budget import cs_error  # a sibling script
 
 import dgpgeom
+from handdgp.hand.skeleton import hand_size
 
 
 def load_truth(directory: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,12 @@ A scene is everything geometric about one sample, in the OpenCV camera frame
 
 - **Hand.** Pose and shape come from the hand model's samplers
   (:func:`~handdgp.hand.sample_hand_pose`, grasp-like correlated curls, and
-  :func:`~handdgp.hand.sample_hand_shape`). The template frame has the wrist at the
+  :func:`~handdgp.hand.sample_hand_shape`). Hand sizes spread by
+  ``hand_size_spread`` (standard deviation over mean of the summed bone length,
+  default 7 %, about the spread of adult hand length across both sexes); the
+  template's own population, which spans adolescents to the tallest adults, spreads
+  by about 14 %, twice what people's hands do, and one image cannot tell a large far
+  hand from a small near one. The template frame has the wrist at the
   origin, +y along the hand and +x out of its back; the global orientation ``R``
   (``pose[0]``) maps it into the camera frame, so ``R e_y`` is where the fingers
   point and ``R e_x`` where the back of the hand faces. Half of the hands
@@ -120,6 +125,8 @@ class SceneConfig:
         occluder_probability: probability of an occluding object.
         max_skin_depth: metres; see :func:`keypoint_visibility`.
         visibility_tolerance: metres; see :func:`keypoint_visibility`.
+        hand_size_spread: the hands' size spread (standard deviation over mean),
+            or ``None`` for the template's population (about 14 %).
     """
 
     image_size_range: tuple[int, int] = (224, 640)
@@ -134,6 +141,7 @@ class SceneConfig:
     occluder_probability: float = 0.3
     max_skin_depth: float = 0.03
     visibility_tolerance: float = 0.002
+    hand_size_spread: float | None = 0.07
 
     def __post_init__(self) -> None:
         lo, hi = self.image_size_range
@@ -157,6 +165,9 @@ class SceneConfig:
                 raise ValueError(f"{name}: expected a probability, got {getattr(self, name)}")
         if not 0.0 <= self.aspect_jitter < 0.5 or not 0.0 <= self.principal_point_jitter < 0.5:
             raise ValueError("aspect_jitter and principal_point_jitter: expected values in [0, 0.5)")
+        spread = self.hand_size_spread
+        if spread is not None and not (isinstance(spread, (int, float)) and 0 < spread < 1):
+            raise ValueError(f"hand_size_spread: expected a number in (0, 1) or None, got {spread!r}")
         if min(self.visibility_tolerance, self.max_skin_depth, self.image_margin) < 0:
             raise ValueError(
                 "visibility_tolerance, max_skin_depth and image_margin: expected non-negative values"
@@ -600,7 +611,7 @@ def sample_scenes(
     """
     generator = _block_generator(seed, block)
     hands = sample_hand_pose(template, BLOCK_SIZE, generator, global_orientation=False)
-    shapes = sample_hand_shape(template, BLOCK_SIZE, generator)
+    shapes = sample_hand_shape(template, BLOCK_SIZE, generator, size_spread=config.hand_size_spread)
     first = block * BLOCK_SIZE
     rngs = [scene_rng(seed, first + k) for k in range(BLOCK_SIZE)]
     rotations = np.stack([sample_orientation(g, config.upright_fraction) for g, _ in rngs])

@@ -26,7 +26,7 @@ from kornia.geometry.conversions import (
 )
 
 from dgpgeom.validation import ShapeChecker
-from handdgp.hand.skeleton import keypoint_finger_segment
+from handdgp.hand.skeleton import hand_size, keypoint_finger_segment
 from handdgp.hand.template import HandTemplate
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "joint_limits",
     "sample_hand_pose",
     "sample_hand_shape",
+    "size_direction",
 ]
 
 # (flexion, abduction, twist) ranges in degrees from a straight finger, by
@@ -251,18 +252,26 @@ def sample_hand_shape(
     generator: torch.Generator | None = None,
     *,
     max_sigma: float = 2.5,
+    size_spread: float | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Sample shape coefficients from the template's population statistics.
 
     Each coefficient is Gaussian with the template's ``shape_mean`` and ``shape_std``,
-    clipped to ``max_sigma`` standard deviations.
+    clipped to ``max_sigma`` standard deviations. With ``size_spread``, the part of
+    each sample along the direction that changes the hand's size fastest
+    (:func:`size_direction`) is scaled so that the size (summed bone length) spreads
+    by that coefficient of variation, to first order; the other shape variation
+    (proportions, thickness) is left as drawn.
 
     Args:
         template: the hand template.
         batch_shape: leading shape of the batch.
         generator: the random source.
         max_sigma: clip at this many standard deviations.
+        size_spread: the hands' size standard deviation over their mean size, e.g.
+            ``0.07``; ``None`` keeps the template's population (for the committed
+            template, sizes spread by about 14 %).
         dtype: float dtype; default the template's.
 
     Returns:
@@ -277,11 +286,53 @@ def sample_hand_shape(
     """
     if not math.isfinite(max_sigma) or max_sigma <= 0:
         raise ValueError(f"max_sigma: expected a positive number, got {max_sigma}")
+    if size_spread is not None and not (math.isfinite(size_spread) and size_spread > 0):
+        raise ValueError(f"size_spread: expected a positive number or None, got {size_spread}")
     shape = _as_shape(batch_shape)
     dtype = template.vertices.dtype if dtype is None else dtype
     device = generator.device if generator is not None else torch.device("cpu")
     z = torch.randn(*shape, template.num_shape, generator=generator, device=device, dtype=dtype)
     z = z.clamp(-max_sigma, max_sigma)
+    if size_spread is not None:
+        direction, natural_spread = size_direction(template)
+        direction = direction.to(device=device, dtype=dtype)
+        along = z @ direction
+        z = z + (size_spread / natural_spread - 1.0) * along.unsqueeze(-1) * direction
     mean = template.shape_mean.to(device=device, dtype=dtype)
     std = template.shape_std.to(device=device, dtype=dtype)
     return mean + std * z
+
+
+def size_direction(template: HandTemplate) -> tuple[torch.Tensor, float]:
+    """The shape direction that changes the hand's size fastest, and the size's spread.
+
+    The hand's size is its summed bone length (:func:`~handdgp.hand.skeleton.hand_size`)
+    in the rest pose. In the standardised shape coefficients ``z = (beta - shape_mean)
+    / shape_std``, which :func:`sample_hand_shape` draws as independent unit Gaussians,
+    the size's gradient at the mean shape is ``g``: to first order the size moves only
+    along ``g / |g|``, and its population coefficient of variation is
+    ``|g| / size(mean shape)``.
+
+    Args:
+        template: the hand template.
+
+    Returns:
+        `(S,)` float64 unit direction in standardised coefficients, and the population
+        size spread (standard deviation over mean), a float.
+
+    Example:
+        >>> from handdgp.hand import load_template
+        >>> direction, spread = size_direction(load_template())
+        >>> round(float(direction.norm()), 6), 0.05 < spread < 0.3
+        (1.0, True)
+    """
+    from handdgp.hand.model import HandModel  # the model needs the template module only
+
+    model = HandModel(template.to(dtype=torch.float64))
+    std = template.shape_std.to(torch.float64)
+    z = torch.zeros(template.num_shape, dtype=torch.float64, requires_grad=True)
+    beta = template.shape_mean.to(torch.float64) + std * z
+    rest = model(torch.zeros(model.num_joints, 3, dtype=torch.float64), beta)
+    size = hand_size(rest.keypoints)
+    (gradient,) = torch.autograd.grad(size, z)
+    return gradient / gradient.norm(), float(gradient.norm() / size.detach())

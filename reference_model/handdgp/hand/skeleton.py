@@ -13,12 +13,15 @@ product). The pose sampler draws angles about these axes.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = [
     "FINGER_NAMES",
+    "HAND_EDGES",
     "KEYPOINT_NAMES",
     "NUM_KEYPOINTS",
     "anatomical_frames",
+    "hand_size",
     "keypoint_finger_segment",
     "rest_flexion_angles",
 ]
@@ -37,6 +40,34 @@ KEYPOINT_NAMES = (
         for segment in _SEGMENTS.get(finger, _SEGMENTS["index"])
     ),
 )
+
+#: Bones of the 21-keypoint hand, ``(parent, child)``: the wrist to each finger's first
+#: keypoint, then along each finger from the palm to the tip.
+HAND_EDGES = tuple(
+    (0 if joint == 0 else base + joint - 1, base + joint)
+    for base in (1, 5, 9, 13, 17)
+    for joint in range(4)
+)
+
+
+def hand_size(keypoints: torch.Tensor) -> torch.Tensor:
+    """A hand's size: the summed length of its 20 bones.
+
+    Args:
+        keypoints: `(..., 21, 3)` FreiHAND-order keypoints, any length unit.
+
+    Returns:
+        `(...)` summed bone length, in the keypoints' unit (about 0.9 m for the template hand).
+
+    Example:
+        >>> from handdgp.hand import HandModel
+        >>> model = HandModel()
+        >>> out = model(torch.zeros(model.num_joints, 3))
+        >>> 0.7 < float(hand_size(out.keypoints)) < 1.1
+        True
+    """
+    parent, child = torch.tensor(HAND_EDGES, device=keypoints.device).T
+    return (keypoints[..., child, :] - keypoints[..., parent, :]).norm(dim=-1).sum(-1)
 
 
 def keypoint_finger_segment(keypoint: int) -> tuple[int, int]:

@@ -50,6 +50,7 @@ class TestSceneConfig:
         c = SceneConfig()
         assert c.depth_range == (0.3, 1.0) and c.focal_range == (300.0, 2000.0)
         assert c.image_size_range == (224, 640) and c.occluder_probability == 0.3
+        assert c.hand_size_spread == 0.07
 
     @pytest.mark.parametrize(
         "kwargs",
@@ -63,6 +64,9 @@ class TestSceneConfig:
             {"cropped_fraction": -0.1},
             {"aspect_jitter": 0.7},
             {"visibility_tolerance": -1.0},
+            {"hand_size_spread": 0.0},
+            {"hand_size_spread": 1.5},
+            {"hand_size_spread": "wide"},
         ],
     )
     def test_bad_input(self, kwargs):

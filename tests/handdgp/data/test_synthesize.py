@@ -191,6 +191,23 @@ class TestCommandLine:
         with pytest.raises(SystemExit):
             main(["make-data", "--out", "x", "--num", "3", "--focal-range", "-1", "10"])
 
+    @pytest.mark.parametrize(("text", "spread"), [("template", None), ("0.05", 0.05)])
+    def test_hand_size_spread(self, tmp_path, text, spread):
+        out = tmp_path / "cli"
+        argv = [
+            "make-data", "--out", str(out), "--num", "1", "--workers", "1", "--no-progress",
+            "--image-size-range", "48", "64", "--focal-range", "50", "150",
+            "--hand-size-spread", text,
+        ]
+        assert main(argv) == 0
+        assert json.loads((out / "synthesis.json").read_text())["scene"]["hand_size_spread"] == spread
+
+    @pytest.mark.parametrize("text", ["0", "1", "wide", "nan"])
+    def test_rejects_a_bad_hand_size_spread(self, text, capsys):
+        with pytest.raises(SystemExit):
+            main(["make-data", "--out", "x", "--num", "3", "--hand-size-spread", text])
+        assert "--hand-size-spread" in capsys.readouterr().err
+
 
 class TestKilledCleanUp:
     """States a kill during the final clean-up of ``.parts`` can leave."""

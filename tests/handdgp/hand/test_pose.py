@@ -19,8 +19,8 @@ from handdgp.hand import (
     sample_hand_pose,
     sample_hand_shape,
 )
-from handdgp.hand.pose import JOINT_LIMITS_DEG
-from handdgp.hand.skeleton import palm_axes
+from handdgp.hand.pose import JOINT_LIMITS_DEG, size_direction
+from handdgp.hand.skeleton import hand_size, palm_axes
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +215,26 @@ def test_an_empty_batch_shape_draws_one_unbatched_hand():
     batched = sample_hand_pose(template, (1,), torch.Generator().manual_seed(0))
     assert pose.pose.shape == (template.num_joints, 3)
     assert torch.equal(pose.pose, batched.pose[0])
+
+    @pytest.mark.parametrize("spread", [0.035, 0.07, 0.2])
+    def test_size_spread(self, template, spread):
+        model = HandModel(template)
+        beta = sample_hand_shape(template, 4000, _gen(11), size_spread=spread)
+        size = hand_size(model(torch.zeros(4000, 20, 3, dtype=torch.float64), beta).keypoints)
+        assert abs(float(size.std() / size.mean()) / spread - 1) < 0.08
+
+    def test_size_spread_keeps_the_rest_of_the_shape(self, template):
+        natural = sample_hand_shape(template, 500, _gen(12))
+        narrowed = sample_hand_shape(template, 500, _gen(12), size_spread=0.05)
+        direction, spread = size_direction(template)
+        change = (narrowed - natural) / template.shape_std
+        along = change @ direction
+        torch.testing.assert_close(change, along[:, None] * direction, atol=1e-12, rtol=0)
+        z = (natural - template.shape_mean) / template.shape_std
+        torch.testing.assert_close(along, (0.05 / spread - 1) * (z @ direction))
+        assert 0.1 < spread < 0.2  # the committed template's population: about 14 %
+
+    @pytest.mark.parametrize("spread", [0.0, -0.1, math.nan, math.inf])
+    def test_bad_size_spread(self, template, spread):
+        with pytest.raises(ValueError, match="size_spread"):
+            sample_hand_shape(template, 2, _gen(0), size_spread=spread)
