@@ -93,6 +93,9 @@ def main() -> None:
         "predicted 2D, predicted 3D rescaled to the true size, learned weights": (
             pred_rel * (size / hand_size(pred_rel))[:, None, None], pred_2d, weights
         ),
+        "predicted 2D, predicted 3D rescaled to the set's mean size, learned weights": (
+            pred_rel * (mean_size / hand_size(pred_rel))[:, None, None], pred_2d, weights
+        ),
     }
     # The size ambiguity: true 2D and true shape, every hand at one size, the size
     # (from 0.8 to 1.1 times the set's mean) with the lowest mean error.
