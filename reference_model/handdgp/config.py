@@ -232,7 +232,6 @@ LIMITS: dict[str, tuple | None] = {
     "net.learned_weights": ("bool",),
     "net.positioning": ("choice", POSITIONING),
     "net.decoder": ("choice", DECODERS),
-    "net.hand_size": ("positive", 0.0, 10.0),
     "net.extra": None,
     **{
         f"loss.{name}": _WEIGHT
@@ -259,10 +258,6 @@ LIMITS: dict[str, tuple | None] = {
 }
 
 
-#: Keys whose value may also be None (TOML has no null: only through ``--set`` or a checkpoint).
-_MAY_BE_NONE = frozenset({"train.max_steps", "net.hand_size"})
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -277,7 +272,7 @@ def _check_value(key: str, value: Any) -> None:
         handdgp.config.ConfigError: config: net.width = 1000000.0, expected a number in (0, 8]
     """
     limit = LIMITS[key]
-    if limit is None or (key in _MAY_BE_NONE and value is None):
+    if limit is None or (key == "train.max_steps" and value is None):
         return
     kind, *bounds = limit
     if kind in ("number", "positive", "int"):

@@ -54,8 +54,6 @@ def test_overrides_and_unknown_keys(tmp_path):
         ("train.batch_size", True, "train.batch_size = True"),
         ("train.lr", "fast", "train.lr = 'fast'"),
         ("train.max_steps", -1, "train.max_steps"),
-        ("net.hand_size", 0.0, r"net\.hand_size = 0\.0, expected a number in \(0, 10\]"),
-        ("net.hand_size", "mean", "net.hand_size"),
         ("data.augment", "yes", "expected true or false"),
         ("loss.vertex", -1.0, "loss.vertex = -1.0"),
         ("loss.camera_space_ramp", [0.5, 0.1], "start <= end"),
@@ -67,14 +65,6 @@ def test_values_are_range_checked(key, value, message):
     raw[section][name] = value
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig.from_dict(raw)
-
-
-def test_a_hand_size_may_be_left_unset():
-    raw = ExperimentConfig().to_dict()
-    assert raw["net"]["hand_size"] is None
-    assert ExperimentConfig.from_dict(raw).net.hand_size is None
-    raw["net"]["hand_size"] = 0.91
-    assert ExperimentConfig.from_dict(raw).net.hand_size == 0.91
 
 
 def test_bad_structure_is_a_config_error():

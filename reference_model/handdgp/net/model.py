@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 
 import dgpgeom
-from handdgp.hand.skeleton import hand_size
 from handdgp.net.decoder import HandModelDecoder, MeshDecoder
 from handdgp.net.encoder import Encoder, EncoderFeatures
 from handdgp.net.heads import KeypointHead, RootDepthHead, TopDownContext, WeightHead
@@ -42,13 +41,6 @@ class NetConfig:
         positioning: ``"dgp"`` (weighted DLT, differentiable), ``"refine"``
             (DLT then robust Gauss-Newton on the reprojection error, test time
             only), or ``"root_regression"`` (baseline B5).
-        hand_size: metres of summed bone length
-            (:func:`~handdgp.hand.skeleton.hand_size`) every predicted hand is scaled
-            to, about its root, before it is placed; None keeps the size the decoder
-            predicts. One image cannot tell a hand's size from its distance, so the
-            training set's mean size is the best single guess where the decoder's
-            own guess is noisier than that (a uniform scale: Procrustes-aligned
-            errors do not change).
     """
 
     image_size: int = 128
@@ -61,7 +53,6 @@ class NetConfig:
     learned_weights: bool = True
     positioning: str = "dgp"
     decoder: str = "hand_model"
-    hand_size: float | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -221,10 +212,6 @@ class HandDGPNet(nn.Module):
         # Root-relative: the root keypoint (the wrist) at the origin.
         root = keypoints3d[:, :1]
         vertices, keypoints3d = vertices - root, keypoints3d - root
-        if self.config.hand_size is not None:
-            scale = self.config.hand_size / hand_size(keypoints3d).clamp_min(1e-6)
-            scale = scale[:, None, None]
-            vertices, keypoints3d = vertices * scale, keypoints3d * scale
         if self.weight_head is not None:
             weights = self.weight_head(features.fine, keypoints2d)
         else:

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import dgpgeom
-from handdgp.hand.skeleton import hand_size
 from handdgp.net import HandDGPNet, NetConfig
 
 from ..toy import toy_hierarchy
@@ -43,21 +42,6 @@ class TestHandDGPNet:
         out = net(torch.rand(3, 3, 64, 64), K)
         solved = dgpgeom.solve_translation(out.keypoints3d, out.keypoints2d, K, out.weights)
         assert torch.allclose(out.translation, solved.translation, atol=1e-5)
-
-    def test_a_fixed_hand_size_scales_the_predicted_hand_before_it_is_placed(self):
-        torch.manual_seed(0)
-        free = toy_net().eval()
-        fixed = toy_net(hand_size=0.9).eval()
-        fixed.load_state_dict(free.state_dict())
-        images, K = torch.rand(3, 3, 64, 64), canonical_k(3)
-        a, b = free(images, K), fixed(images, K)
-        torch.testing.assert_close(hand_size(b.keypoints3d), torch.full((3,), 0.9))
-        scale = (0.9 / hand_size(a.keypoints3d))[:, None, None]
-        torch.testing.assert_close(b.keypoints3d, a.keypoints3d * scale)
-        torch.testing.assert_close(b.vertices, a.vertices * scale)
-        torch.testing.assert_close(b.keypoints2d, a.keypoints2d)
-        solved = dgpgeom.solve_translation(b.keypoints3d, b.keypoints2d, K, b.weights)
-        torch.testing.assert_close(b.translation, solved.translation)
 
     def test_camera_space_loss_reaches_every_head(self):
         torch.manual_seed(0)
