@@ -15,6 +15,7 @@ from handdgp.hand.pose import (
     joint_limits,
     sample_hand_pose,
     sample_hand_shape,
+    size_direction,
 )
 from handdgp.hand.skeleton import KEYPOINT_NAMES
 from handdgp.hand.template import HandTemplate, MeshHierarchy, load_template, save_template
@@ -36,5 +37,6 @@ __all__ = [
     "sample_hand_pose",
     "sample_hand_shape",
     "save_template",
+    "size_direction",
     "spiral_indices",
 ]
