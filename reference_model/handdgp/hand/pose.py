@@ -294,7 +294,7 @@ def sample_hand_shape(
     z = torch.randn(*shape, template.num_shape, generator=generator, device=device, dtype=dtype)
     z = z.clamp(-max_sigma, max_sigma)
     if size_spread is not None:
-        direction, natural_spread = size_direction(template)
+        direction, natural_spread = _cached_size_direction(template)
         direction = direction.to(device=device, dtype=dtype)
         along = z @ direction
         z = z + (size_spread / natural_spread - 1.0) * along.unsqueeze(-1) * direction
@@ -336,3 +336,18 @@ def size_direction(template: HandTemplate) -> tuple[torch.Tensor, float]:
     size = hand_size(rest.keypoints)
     (gradient,) = torch.autograd.grad(size, z)
     return gradient / gradient.norm(), float(gradient.norm() / size.detach())
+
+
+#: size_direction of the templates seen last, by identity (the data generator draws
+#: shapes 64 at a time from one template: one autograd pass, not one per block).
+_SIZE_DIRECTIONS: dict[int, tuple[HandTemplate, torch.Tensor, float]] = {}
+
+
+def _cached_size_direction(template: HandTemplate) -> tuple[torch.Tensor, float]:
+    cached = _SIZE_DIRECTIONS.get(id(template))
+    if cached is None or cached[0] is not template:  # (an id can be reused)
+        if len(_SIZE_DIRECTIONS) >= 4:
+            _SIZE_DIRECTIONS.clear()
+        cached = (template, *size_direction(template))
+        _SIZE_DIRECTIONS[id(template)] = cached
+    return cached[1], cached[2]

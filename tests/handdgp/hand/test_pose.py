@@ -238,3 +238,16 @@ def test_an_empty_batch_shape_draws_one_unbatched_hand():
     def test_bad_size_spread(self, template, spread):
         with pytest.raises(ValueError, match="size_spread"):
             sample_hand_shape(template, 2, _gen(0), size_spread=spread)
+
+    def test_size_direction_is_computed_once_per_template(self, template, monkeypatch):
+        from handdgp.hand import pose
+
+        calls = []
+        original = pose.size_direction
+        monkeypatch.setattr(pose, "size_direction", lambda t: calls.append(t) or original(t))
+        pose._SIZE_DIRECTIONS.clear()
+        first = sample_hand_shape(template, 3, _gen(13), size_spread=0.07)
+        again = sample_hand_shape(template, 3, _gen(13), size_spread=0.07)
+        assert torch.equal(first, again) and len(calls) == 1
+        sample_hand_shape(load_template(dtype=torch.float64), 3, _gen(13), size_spread=0.07)
+        assert len(calls) == 2  # another template object: computed for it
