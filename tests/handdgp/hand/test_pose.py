@@ -208,14 +208,6 @@ class TestSampleHandShape:
         assert 0.12 < float(length.min()) and float(length.max()) < 0.27
         assert float(length.std()) > 0.005
 
-
-def test_an_empty_batch_shape_draws_one_unbatched_hand():
-    template = load_template()
-    pose = sample_hand_pose(template, (), torch.Generator().manual_seed(0))
-    batched = sample_hand_pose(template, (1,), torch.Generator().manual_seed(0))
-    assert pose.pose.shape == (template.num_joints, 3)
-    assert torch.equal(pose.pose, batched.pose[0])
-
     @pytest.mark.parametrize("spread", [0.035, 0.07, 0.2])
     def test_size_spread(self, template, spread):
         model = HandModel(template)
@@ -251,3 +243,11 @@ def test_an_empty_batch_shape_draws_one_unbatched_hand():
         assert torch.equal(first, again) and len(calls) == 1
         sample_hand_shape(load_template(dtype=torch.float64), 3, _gen(13), size_spread=0.07)
         assert len(calls) == 2  # another template object: computed for it
+
+
+def test_an_empty_batch_shape_draws_one_unbatched_hand():
+    template = load_template()
+    pose = sample_hand_pose(template, (), torch.Generator().manual_seed(0))
+    batched = sample_hand_pose(template, (1,), torch.Generator().manual_seed(0))
+    assert pose.pose.shape == (template.num_joints, 3)
+    assert torch.equal(pose.pose, batched.pose[0])
