@@ -36,6 +36,8 @@ from torch import Tensor
 import dgpgeom
 from dgpgeom.camera import project
 from dgpgeom.metrics import procrustes_error
+from handdgp.inference import run_model
+from handdgp.net.turned_views import DEFAULT_TURNS
 
 __all__ = [
     "BASELINE_COLUMNS",
@@ -105,7 +107,11 @@ def constant_hand_errors(
 
 
 def model_errors(
-    model: torch.nn.Module, crops: Any, *, batch_size: int = 32
+    model: torch.nn.Module,
+    crops: Any,
+    *,
+    batch_size: int = 32,
+    turns: Sequence[float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-sample errors of a model on crops made as in training (no augmentation).
 
@@ -113,6 +119,8 @@ def model_errors(
         model: a :class:`~handdgp.net.HandDGPNet` (called ``model(images, intrinsics)``).
         crops: a :class:`~handdgp.data.CropDataset` with ``augment=False``.
         batch_size: crops per forward pass.
+        turns: None (one view) or view angles in degrees to average each prediction
+            over (:func:`handdgp.inference.run_model`).
 
     Returns:
         ``pa_mje_mm``, ``pa_mve_mm``, ``cs_mje_mm``, ``kp2d_px`` and ``hand2d_px``
@@ -125,7 +133,7 @@ def model_errors(
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            pred = model(batch["image"], batch["intrinsics"])
+            pred = run_model(model, batch["image"], batch["intrinsics"], turns=turns)
             gt_kp = batch["keypoints3d"].double()
             gt_v = batch["vertices"].double()
             out["pa_mje_mm"].append(1000 * _aligned_error(pred.keypoints3d, gt_kp - gt_kp[:, :1]).numpy())
@@ -257,6 +265,12 @@ def baselines_command(args: Any) -> int:
         if detected is not None:
             rows[f"{name} (MediaPipe-detected)"] = summarise(errors, detected)
         per_sample[name] = {k: v.tolist() for k, v in errors.items()}
+        if args.tta:
+            errors = model_errors(loaded.model, crops, batch_size=args.batch_size, turns=DEFAULT_TURNS)
+            rows[f"{name} + TTA (all)"] = summarise(errors)
+            if detected is not None:
+                rows[f"{name} + TTA (MediaPipe-detected)"] = summarise(errors, detected)
+            per_sample[f"{name} + TTA"] = {k: v.tolist() for k, v in errors.items()}
     table = format_rows(rows)
     if detected is not None:
         table += f"\n\nMediaPipe detected {detected.mean():.1%} of {count} samples."

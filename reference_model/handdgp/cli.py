@@ -499,6 +499,12 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         default=None,
         help="override the models' test-time positioning (B4: refine)",
     )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each prediction over the crop turned by 0, +-30 and +-60 degrees about "
+        "the optical axis (5 network passes; lower camera-space error, see the README)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--device", default="cpu", help="where the networks run")
     parser.add_argument(
@@ -553,6 +559,12 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         choices=POSITIONING,
         default=None,
         help="override the model's positioning (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each prediction over the crop turned by 0, +-30 and +-60 degrees about "
+        "the optical axis (5 network passes; lower camera-space error, see the README)",
     )
     parser.add_argument(
         "--device", default="cpu", help="where the network runs, e.g. cpu or cuda (default: cpu)"
@@ -613,6 +625,12 @@ def _add_baselines(subparsers) -> None:
     p.add_argument("--mediapipe", action="store_true", help="run MediaPipe Hands + DLT")
     p.add_argument("--max-samples", type=int, default=None, help="first N held-out samples")
     p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="also score each checkpoint averaged over the crop turned by 0, +-30 and +-60 "
+        "degrees about the optical axis (rows '+ TTA')",
+    )
     p.add_argument("--out", help="write the rows and per-sample errors as JSON here")
     p.set_defaults(func=_cmd_baselines)
 

@@ -34,7 +34,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from dgpgeom.metrics import FreiHANDEvaluator, FreiHANDResult, plot_pck
 from handdgp.errors import hand_errors
-from handdgp.inference import check_positioning, inference_mode, model_device, run_model
+from handdgp.inference import (
+    check_positioning,
+    check_turns,
+    inference_mode,
+    model_device,
+    run_model,
+)
 from handdgp.loading import (
     DatasetFactory,
     ModelFactory,
@@ -42,6 +48,7 @@ from handdgp.loading import (
     held_out_config,
     load_model,
 )
+from handdgp.net.turned_views import DEFAULT_TURNS
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -92,6 +99,7 @@ def evaluate_dataset(
     max_samples: int | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    turns: Sequence[float] | None = None,
 ) -> Evaluation:
     """Score a model on held-out crops; like :func:`evaluate_model`, with the PCK curves.
 
@@ -117,6 +125,7 @@ def evaluate_dataset(
         (100,)
     """
     check_positioning(positioning)
+    check_turns(turns)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if max_samples is not None and (not isinstance(max_samples, int) or max_samples < 1):
@@ -143,7 +152,7 @@ def evaluate_dataset(
             intrinsics = batch["intrinsics"].to(device)
             gt_xyz = batch["keypoints3d"].to(device, torch.float64)
             gt_verts = batch["vertices"].to(device, torch.float64)
-            prediction = run_model(model, images, intrinsics, positioning)
+            prediction = run_model(model, images, intrinsics, positioning, turns)
             pred_xyz = prediction.keypoints_cam.to(torch.float64)
             pred_verts = prediction.vertices_cam.to(torch.float64)
             errors = hand_errors(pred_xyz, pred_verts, gt_xyz, gt_verts)
@@ -193,6 +202,7 @@ def evaluate_model(
     max_samples: int | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    turns: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Score a model on held-out crops: Table-1 errors, AUC, F-scores, valid positionings.
 
@@ -215,6 +225,8 @@ def evaluate_model(
         max_samples: evaluate only the first ``max_samples`` items.
         num_workers: data-loader worker processes.
         progress: show a progress bar.
+        turns: None (one view per crop) or view angles in degrees to average the
+            prediction over (:func:`handdgp.inference.run_model`).
 
     Returns:
         Plain floats: ``rs_mje_mm``, ``rs_mve_mm`` (root-relative), ``pa_mje_mm``,
@@ -254,6 +266,7 @@ def evaluate_model(
         max_samples=max_samples,
         num_workers=num_workers,
         progress=progress,
+        turns=turns,
     ).metrics
 
 
@@ -369,6 +382,7 @@ def evaluate_checkpoints(
     model_factory: ModelFactory | None = None,
     dataset_factory: DatasetFactory | None = None,
     progress: bool = False,
+    turns: Sequence[float] | None = None,
 ) -> CheckpointReport:
     """Evaluate several checkpoints on one held-out set; write a table, JSON and PCK plot.
 
@@ -388,7 +402,9 @@ def evaluate_checkpoints(
         data_dir: directory of the held-out set.
         out_dir: output directory (created if needed).
         positioning: override every model's positioning (e.g. ``"refine"`` for B4).
-        batch_size, device, max_samples, num_workers, progress: as :func:`evaluate_model`.
+        batch_size, device, max_samples, num_workers, progress, turns: as
+            :func:`evaluate_model` (with ``turns``, every row's name gains
+            ``" (N turned views)"``).
         model_factory: see :data:`handdgp.loading.ModelFactory`.
         dataset_factory: see :data:`handdgp.loading.DatasetFactory`.
 
@@ -401,6 +417,7 @@ def evaluate_checkpoints(
     if not paths:
         raise ValueError("paths: expected at least one checkpoint")
     check_positioning(positioning)
+    check_turns(turns)
     dataset_factory = dataset_factory or default_dataset_factory
     data_dir = Path(data_dir)
     rows: list[tuple[str, dict[str, float]]] = []
@@ -418,10 +435,13 @@ def evaluate_checkpoints(
             max_samples=max_samples,
             num_workers=num_workers,
             progress=progress,
+            turns=turns,
         )
         name = loaded.config.name
         if positioning is not None and positioning != loaded.config.net.positioning:
             name = f"{name} + {positioning}"  # e.g. B2's weights with refinement: B4
+        if turns is not None:
+            name = f"{name} ({len(turns)} turned views)"
         name = _unique(name, loaded.step, taken)
         rows.append((name, evaluation.metrics))
         results.append((name, evaluation.freihand))
@@ -433,6 +453,7 @@ def evaluate_checkpoints(
                 "checkpoint": str(path),
                 "step": loaded.step,
                 "positioning": positioning or loaded.config.net.positioning,
+                "turns": None if turns is None else [float(a) for a in turns],
                 "metrics": evaluation.metrics,
                 "pck_camera_space": {
                     "thresholds_mm": (evaluation.freihand.thresholds * 1000.0).tolist(),
@@ -451,6 +472,9 @@ def evaluate_checkpoints(
     )
     if positioning is not None:
         caption += f" Positioning: `{positioning}` for every model."
+    if turns is not None:
+        angles = ", ".join(f"{a:g}" for a in turns)
+        caption += f" Each prediction averaged over the crop turned by {angles} degrees."
     markdown = format_table(rows, caption=caption)
     invalid = [(name, m["valid_fraction"]) for name, m in rows if m["valid_fraction"] < 1.0]
     if invalid:
@@ -495,6 +519,7 @@ def evaluate_command(
         model_factory=model_factory,
         dataset_factory=dataset_factory,
         progress=True,
+        turns=DEFAULT_TURNS if args.tta else None,
     )
     print(report.markdown)
     for name, path in report.paths.items():

@@ -1,9 +1,10 @@
-"""Running a trained network: eval mode without gradients, a test-time positioning
-override, and the result type of a prediction in the original camera."""
+"""Running a trained network: eval mode without gradients, test-time turned views and
+positioning override, and the result type of a prediction in the original camera."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -13,10 +14,12 @@ from torch import Tensor, nn
 
 from handdgp.net.model import HandPrediction
 from handdgp.net.positioning import POSITIONING, place_hand
+from handdgp.net.turned_views import predict_turned
 
 __all__ = [
     "Prediction",
     "check_positioning",
+    "check_turns",
     "inference_mode",
     "model_device",
     "reposition",
@@ -107,6 +110,27 @@ def reposition(prediction: HandPrediction, intrinsics: Tensor, positioning: str)
     )
 
 
+def check_turns(turns: Sequence[float] | None) -> None:
+    """Raise a ``ValueError`` naming ``turns`` unless it is None or finite angles (at least one).
+
+    Example:
+        >>> check_turns([0, 30.0])
+        >>> check_turns([])
+        Traceback (most recent call last):
+        ...
+        ValueError: turns: expected None or at least one finite angle in degrees, got []
+    """
+    if turns is None:
+        return
+    values = list(turns) if isinstance(turns, (list, tuple)) else None
+    if not values or not all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in values
+    ):
+        raise ValueError(
+            f"turns: expected None or at least one finite angle in degrees, got {turns!r}"
+        )
+
+
 def check_positioning(positioning: str | None) -> None:
     """Raise a ``ValueError`` naming ``positioning`` unless it is None or known."""
     if positioning is not None and positioning not in POSITIONING:
@@ -114,9 +138,13 @@ def check_positioning(positioning: str | None) -> None:
 
 
 def run_model(
-    model: nn.Module, images: Tensor, intrinsics: Tensor, positioning: str | None = None
+    model: nn.Module,
+    images: Tensor,
+    intrinsics: Tensor,
+    positioning: str | None = None,
+    turns: Sequence[float] | None = None,
 ) -> HandPrediction:
-    """Run the network, overriding its test-time positioning if asked.
+    """Run the network, averaging turned views and overriding its positioning if asked.
 
     Args:
         model: a :class:`~handdgp.net.HandDGPNet` (or any module with the same call).
@@ -125,13 +153,17 @@ def run_model(
         positioning: None or the model's own positioning (outputs as they are),
             ``"dgp"`` or ``"refine"`` (re-solved with :func:`reposition`).
             ``"root_regression"`` only for a model trained with it.
+        turns: None (one view), or view angles in degrees: the prediction averaged
+            over the crop seen by cameras turned by each about the optical axis
+            (:func:`~handdgp.net.turned_views.predict_turned`; e.g.
+            :data:`~handdgp.net.turned_views.DEFAULT_TURNS`).
 
     Returns:
         A :class:`~handdgp.net.HandPrediction`.
 
     Raises:
-        ValueError: on an unknown positioning, or ``"root_regression"`` for a model
-            without a root head.
+        ValueError: on an unknown positioning, ``"root_regression"`` for a model
+            without a root head, or ``turns`` that are not finite angles.
 
     Example:
         >>> import torch
@@ -143,7 +175,11 @@ def run_model(
         tensor([False, False])
     """
     check_positioning(positioning)
-    prediction = model(images, intrinsics)
+    check_turns(turns)
+    if turns is None:
+        prediction = model(images, intrinsics)
+    else:
+        prediction = predict_turned(model, images, intrinsics, turns)
     own = getattr(getattr(model, "config", None), "positioning", None)
     if positioning is None or positioning == own:
         return prediction

@@ -35,10 +35,12 @@ from handdgp.data.crops import crop_image, network_crop, square_box
 from handdgp.inference import (
     Prediction,
     check_positioning,
+    check_turns,
     inference_mode,
     model_device,
     run_model,
 )
+from handdgp.net.turned_views import DEFAULT_TURNS
 from handdgp.outputs import plot_overlay, plot_side_view, write_ply, write_prediction_json
 
 __all__ = [
@@ -165,8 +167,10 @@ def _predict(
     boxes: Sequence[Any] | None,
     data: DataConfig | None,
     positioning: str | None,
+    turns: Sequence[float] | None = None,
 ) -> Prediction:
     check_positioning(positioning)
+    check_turns(turns)
     data = data or DataConfig()
     size = int(model.config.image_size)
     device = model_device(model)
@@ -196,7 +200,7 @@ def _predict(
     )
     with inference_mode(model):
         out = run_model(
-            model, crops.to(device), rect.intrinsics.to(device, torch.float32), positioning
+            model, crops.to(device), rect.intrinsics.to(device, torch.float32), positioning, turns
         )
 
     def back(t: Tensor) -> Tensor:
@@ -235,6 +239,7 @@ def predict_batch(
     *,
     data: DataConfig | None = None,
     positioning: str | None = None,
+    turns: Sequence[float] | None = None,
 ) -> Prediction:
     """Predict camera-space hands for a batch of images in one network pass.
 
@@ -253,6 +258,8 @@ def predict_batch(
             ``canonical_focal``, ``box_scale``, ``mode``): the crops are made as in
             training; default :class:`~handdgp.config.DataConfig`.
         positioning: override of the model's positioning, see :func:`run_model`.
+        turns: None (one view) or view angles in degrees to average over, see
+            :func:`run_model` (e.g. :data:`~handdgp.net.turned_views.DEFAULT_TURNS`).
 
     Returns:
         A :class:`Prediction` with leading dimension `(B,)`.
@@ -260,7 +267,7 @@ def predict_batch(
     Raises:
         ShapeError: on images that are not uint8 `(H, W, 3)`, or wrongly shaped
             intrinsics or boxes.
-        ValueError: on a bad box or positioning.
+        ValueError: on a bad box, positioning or ``turns``.
 
     Example:
         >>> import numpy as np, torch
@@ -283,7 +290,7 @@ def predict_batch(
         k = _as_intrinsics(intrinsics, len(image_list))
     if isinstance(boxes, np.ndarray):
         boxes = list(boxes)
-    return _predict(model, image_list, k, assumed, boxes, data, positioning)
+    return _predict(model, image_list, k, assumed, boxes, data, positioning, turns)
 
 
 def predict_image(
@@ -294,6 +301,7 @@ def predict_image(
     *,
     data: DataConfig | None = None,
     positioning: str | None = None,
+    turns: Sequence[float] | None = None,
 ) -> Prediction:
     """Predict the camera-space hand mesh in one RGB image.
 
@@ -321,6 +329,8 @@ def predict_image(
         data: the checkpoint's ``data`` section (the crop is made as in training);
             default :class:`~handdgp.config.DataConfig`.
         positioning: override of the model's positioning, see :func:`run_model`.
+        turns: None (one view) or view angles in degrees to average over, see
+            :func:`run_model` (e.g. :data:`~handdgp.net.turned_views.DEFAULT_TURNS`).
 
     Returns:
         A :class:`Prediction` without batch dimension.
@@ -347,7 +357,7 @@ def predict_image(
         _warn_assumed(k, stacklevel=3)  # the caller of predict_image
     else:
         k = _as_intrinsics(intrinsics, 1)
-    out = _predict(model, image_list, k, assumed, [box], data, positioning)
+    out = _predict(model, image_list, k, assumed, [box], data, positioning, turns)
     return Prediction(*(v if isinstance(v, bool) else v[0] for v in out))
 
 
@@ -574,6 +584,7 @@ def predict_command(args: argparse.Namespace, *, model_factory=None, hand_finder
         box,
         data=loaded.config.data,
         positioning=args.positioning,
+        turns=DEFAULT_TURNS if args.tta else None,
     )._replace(intrinsics_assumed=args.intrinsics is None)
     back = np.linalg.inv(reduce)
     prediction = seen._replace(

@@ -97,3 +97,14 @@ def test_two_checkpoints_of_one_experiment_get_two_rows(synthetic_set, capsys, t
     first, second = rows["per_sample"].values()
     assert first["cs_mje_mm"] == second["cs_mje_mm"]  # the same weights, scored the same
     assert len(first["cs_mje_mm"]) == 4
+
+
+def test_tta_adds_a_turned_views_row(synthetic_set, tmp_path):
+    out = tmp_path / "rows.json"
+    code = main(["baselines", "full", "--data", str(synthetic_set), "--max-samples", "3", "--tta",
+                 "--out", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert set(rows["rows"]) == {"full (all)", "full + TTA (all)"}
+    plain, turned = rows["per_sample"]["full"], rows["per_sample"]["full + TTA"]
+    assert len(turned["cs_mje_mm"]) == 3 and turned["cs_mje_mm"] != plain["cs_mje_mm"]

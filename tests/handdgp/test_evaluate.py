@@ -200,6 +200,23 @@ class TestEvaluateCheckpoints:
         records = json.loads(report.paths["json"].read_text())["results"]
         assert [r["experiment"] for r in records] == ["B2", "full"]
 
+    def test_turned_views_name_the_row_and_are_recorded(self, tmp_path):
+        ckpt = save_checkpoint(tmp_path / "m.pt", "full")
+        parser = add_evaluate_arguments(__import__("argparse").ArgumentParser())
+        args = parser.parse_args([str(ckpt), "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--tta"])
+        assert args.tta
+        assert evaluate_command(args, model_factory=toy_model_factory, dataset_factory=toy_data) == 0
+        records = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
+        assert records[0]["name"] == "full (5 turned views)"
+        assert records[0]["turns"] == [0.0, 30.0, -30.0, 60.0, -60.0]
+        assert "turned by 0, 30, -30, 60, -60 degrees" in (tmp_path / "o" / "results.md").read_text()
+        plain = parser.parse_args([str(ckpt), "--data", str(tmp_path)])
+        assert not plain.tta
+
+    def test_bad_turns_are_refused_before_any_work(self, tmp_path):
+        with pytest.raises(ValueError, match="turns"):
+            evaluate_checkpoints(["missing.pt"], tmp_path, turns=[], dataset_factory=toy_data)
+
     def test_empty_list_is_refused(self, tmp_path):
         with pytest.raises(ValueError, match="at least one"):
             evaluate_checkpoints([], tmp_path, dataset_factory=toy_data)

@@ -13,6 +13,7 @@ from handdgp import __version__, cli, predict
 from handdgp.cli import build_parser, join_negative_values, main
 from handdgp.config import ExperimentConfig
 from handdgp.net import NetConfig
+from handdgp.net.turned_views import DEFAULT_TURNS
 from handdgp.predict import read_image, reduction_factor, to_reduced
 
 from .toy import toy_model_factory
@@ -139,6 +140,24 @@ def test_negative_box_without_equals_and_default_checkpoint(run, files):
     ]
     args = build_parser().parse_args(["predict", "x.png"])
     assert str(args.checkpoint) == "full" and args.box is None
+
+
+def test_turned_views_average_the_prediction(run, files, monkeypatch):
+    """``--tta`` runs the default turned views (5 crops through the network, one answer)."""
+    from handdgp import inference
+
+    seen = []
+    original = inference.predict_turned
+    monkeypatch.setattr(
+        inference, "predict_turned", lambda *a: seen.append(a[3]) or original(*a)
+    )
+    rc, _, err = run("--box", "10,10,50,50", "--intrinsics", "90,90,39.5,29.5", "--tta", out="tta")
+    assert rc == 0, err
+    assert seen == [DEFAULT_TURNS]
+    data = json.loads((files / "tta" / "hand_keypoints.json").read_text())
+    assert np.isfinite(np.asarray(data["keypoints2d"], float)).all()
+    rc, _, err = run("--box", "10,10,50,50", "--intrinsics", "90,90,39.5,29.5", out="one")
+    assert rc == 0 and seen == [DEFAULT_TURNS], err  # off by default
 
 
 def test_without_box_warns_whole_image(run, files, monkeypatch):
