@@ -21,6 +21,7 @@ from kornia.geometry.linalg import transform_points
 from kornia.geometry.transform import warp_perspective
 from torch import Tensor, nn
 
+from dgpgeom.camera import invert_intrinsics
 from handdgp.net.model import HandPrediction
 from handdgp.net.positioning import place_hand
 
@@ -78,8 +79,9 @@ def predict_turned(
     K = intrinsics.to(work)
     turns = turn_matrices(angles, dtype=work, device=images.device)  # (V, 3, 3)
     views = turns.shape[0]
-    # H = K R K⁻¹ per view and crop: (V, B, 3, 3).
-    H = K.unsqueeze(0) @ turns.unsqueeze(1) @ torch.linalg.inv(K).unsqueeze(0)
+    # H = K R K⁻¹ per view and crop, and its inverse K Rᵀ K⁻¹, in closed form: (V, B, 3, 3).
+    K, K_inv = K.unsqueeze(0), invert_intrinsics(K).unsqueeze(0)
+    H, H_inv = K @ turns.unsqueeze(1) @ K_inv, K @ turns.transpose(1, 2).unsqueeze(1) @ K_inv
     turned = warp_perspective(
         images.unsqueeze(0).expand(views, *images.shape).flatten(0, 1),
         H.flatten(0, 1).to(images.dtype),
@@ -92,9 +94,8 @@ def predict_turned(
         return t.view(views, batch, *t.shape[1:])
 
     # Back to the crop's frame: pixels by H⁻¹, points by Rᵀ (row vectors: p' R).
-    keypoints2d = transform_points(
-        torch.linalg.inv(H).flatten(0, 1), out.keypoints2d.to(work)
-    ).view(views, batch, -1, 2)
+    keypoints2d = transform_points(H_inv.flatten(0, 1), out.keypoints2d.to(work))
+    keypoints2d = keypoints2d.view(views, batch, -1, 2)
     back = turns.unsqueeze(1)  # (V, 1, 3, 3)
     vertices = (per_view(out.vertices).to(work) @ back).mean(0)
     keypoints3d = (per_view(out.keypoints3d).to(work) @ back).mean(0)
@@ -104,7 +105,7 @@ def predict_turned(
         translation = (per_view(out.translation).to(work).unsqueeze(-2) @ back).squeeze(-2).mean(0)
         valid = torch.ones_like(per_view(out.valid)[0])
     else:
-        translation, valid = place_hand(keypoints3d, keypoints2d, K, weights, positioning)
+        translation, valid = place_hand(keypoints3d, keypoints2d, K[0], weights, positioning)
     valid = valid & per_view(out.valid).all(0)
     dtype = out.keypoints3d.dtype
     offset = translation.unsqueeze(1)
