@@ -7,8 +7,12 @@ rectified crops put at their centre), and a point ``p`` of the crop's frame at
 back with ``H⁻¹``, their root-relative vertices and keypoints turned back with
 ``R_z(θ)ᵀ``, and everything is averaged before the hand is placed once, from the
 averages. Training turns its crops the same way (up to ±90°), so every view is one the
-network knows; the views disagree in their errors more than in the hand, and the
-average is better than any one view (``reference_model/README.md`` has the numbers).
+network knows; the views' errors differ more than their hands do, and the average is
+better than any one view (``reference_model/README.md`` has the numbers).
+
+Meant for rectified crops, whose principal point is the crop's centre: in a plain crop
+(ablation A4) the principal point may lie far off centre, and turning about it moves
+the hand toward the crop's edge.
 """
 
 from __future__ import annotations
