@@ -4,10 +4,11 @@ Runs the reference model's ``full`` checkpoint (rectification + differentiable g
 positioning + learned keypoint weights, trained on synthetic renders) on a bundled
 synthetic image whose intrinsics and ground truth are known, prints the camera-space
 error against that ground truth, and writes the mesh (``.ply``), the keypoints
-(``.json``), the overlay and the side view. The same prediction from the command line:
+(``.json``), the overlay and the side view. The prediction is averaged over the crop
+turned by 0, ±30 and ±60 degrees (``--tta``). The same prediction from the command line:
 
     handdgp predict examples/data/synthetic_hand.jpg --checkpoint full \\
-        --intrinsics FX,FY,CX,CY --box=X0,Y0,X1,Y1 --out demo_output
+        --intrinsics FX,FY,CX,CY --box=X0,Y0,X1,Y1 --tta --out demo_output
 
 The sample is from the held-out set, not the training set: one at the median
 camera-space error of the shipped checkpoint, so what it shows is typical (its recipe
@@ -27,6 +28,7 @@ import torch
 
 from dgpgeom.metrics import point_error, procrustes_error, root_relative_error
 from handdgp.loading import load_model, resolve_checkpoint
+from handdgp.net.turned_views import DEFAULT_TURNS
 from handdgp.outputs import write_outputs
 from handdgp.predict import predict_image
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     loaded = load_model(args.checkpoint)
     prediction = predict_image(
-        loaded.model, image, intrinsics, sample["box"], data=loaded.config.data
+        loaded.model, image, intrinsics, sample["box"], data=loaded.config.data, turns=DEFAULT_TURNS
     )
     written = write_outputs(args.out, image_path.stem, image, prediction, loaded.faces)
 
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     height, width = image.shape[:2]
     fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
     print(
-        f"HandDGP '{loaded.config.name}' ({steps:,} training steps) on {image_path.name}: "
+        f"HandDGP '{loaded.config.name}' ({steps:,} training steps, {len(DEFAULT_TURNS)} turned "
+        f"views) on {image_path.name}: "
         f"{width}x{height} px, fx {fx:.1f} px, fy {fy:.1f} px, principal point ({cx:.1f}, {cy:.1f})"
     )
     print(f"{'':22}{'x (m)':>9}{'y (m)':>9}{'z (m)':>9}")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(
         f"\nsame from the command line: handdgp predict {os.path.relpath(image_path)} "
         f"--checkpoint {args.checkpoint} --intrinsics {fx:g},{fy:g},{cx:g},{cy:g} "
-        f"--box={box} --out {args.out}"
+        f"--box={box} --tta --out {args.out}"
     )
     return errors
 

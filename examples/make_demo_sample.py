@@ -9,9 +9,11 @@ images MediaPipe Hands detects (``--detected-only``), so that ``handdgp predict`
 finds the hand without ``--box`` too:
 
     handdgp make-data --out data/synthetic/test --num 1024 --seed 9001
-    handdgp baselines full --data data/synthetic/test --mediapipe --out baselines.json
+    handdgp baselines full --data data/synthetic/test --mediapipe --tta --out baselines.json
     python examples/make_demo_sample.py --data data/synthetic/test --median-of baselines.json \
-        --detected-only
+        --detected-only --name "full + TTA"
+
+(``full + TTA``: the model with five turned views, as the demo runs it.)
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main() -> None:
     why = "a held-out sample"
     if args.median_of:
         why = "the held-out sample with the median camera-space error of the shipped model"
+        why += " (five turned views)" if args.name.endswith("+ TTA") else ""
         why += " among those MediaPipe Hands detects" if args.detected_only else ""
     record = {
         "recipe": f"{TEST_SET}; sample {index}, {why}",

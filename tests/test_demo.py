@@ -14,12 +14,13 @@ from handdgp.predict import predict_command
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 # The bundled image is a held-out sample at the median camera-space error of the
-# shipped checkpoint among those MediaPipe detects; on it the checkpoint measures
-# 41.2 mm (wrist) and 6.9 mm (Procrustes-aligned), see reference_model/README.md. The
-# bounds leave a margin for float differences across machines and catch a broken
-# checkpoint, crop or intrinsics map.
-MAX_WRIST_ERROR_MM = 50.0
-MAX_PA_MJE_MM = 8.5
+# shipped checkpoint (five turned views, as the demo runs it) among those MediaPipe
+# detects; on it the checkpoint measures 28.7 mm (wrist) and 7.4 mm
+# (Procrustes-aligned), see reference_model/README.md. The bounds leave a margin for
+# float differences across machines and catch a broken checkpoint, crop, turned view or
+# intrinsics map.
+MAX_WRIST_ERROR_MM = 35.0
+MAX_PA_MJE_MM = 8.0
 
 
 def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
@@ -33,7 +34,7 @@ def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
     assert "positioning valid: True" in out
     assert f"{errors['wrist_mm']:7.1f} mm" in out
     recipe = json.loads(resolve_checkpoint("full").with_suffix(".json").read_text())
-    assert f"({recipe['total_steps']:,} training steps)" in out  # all stages, not the last
+    assert f"({recipe['total_steps']:,} training steps, 5 turned views)" in out  # all stages
     for stem in ("mesh.ply", "keypoints.json", "overlay.png", "side_view.png"):
         path = tmp_path / f"synthetic_hand_{stem}"
         assert path.stat().st_size > 1000
