@@ -478,6 +478,7 @@ class _ScalarTwin:
             if needs[4]:
                 grads[4] = grad_translation.clone()
             return grads
+        # NumPy's tolist on the CPU tensor's memory, as in ``solve`` (never a device sync).
         cotangent = _numpy_view(grad_translation).ravel().tolist()
         values = scalar_twin.backward(state, cotangent, damping, needs)
         return [

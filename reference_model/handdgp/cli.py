@@ -409,6 +409,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # Argument definitions live here, free of torch, so that `handdgp --help` stays fast;
 # the commands import their modules when they run.
 
+#: What ``--tta`` does (``handdgp.net.turned_views.DEFAULT_TURNS``; not imported here, to
+#: keep the command line's start-up free of torch).
+_TTA_VIEWS = (
+    "the crop turned by 0, +-30 and +-60 degrees about the optical axis "
+    "(5 network passes; lower camera-space error, see the README)"
+)
+
 #: Test-time positioning choices (the same as ``handdgp.net.positioning.POSITIONING``).
 POSITIONING = ("dgp", "refine", "root_regression")
 
@@ -499,12 +506,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         default=None,
         help="override the models' test-time positioning (B4: refine)",
     )
-    parser.add_argument(
-        "--tta",
-        action="store_true",
-        help="average each prediction over the crop turned by 0, +-30 and +-60 degrees about "
-        "the optical axis (5 network passes; lower camera-space error, see the README)",
-    )
+    parser.add_argument("--tta", action="store_true", help=f"average each prediction over {_TTA_VIEWS}")
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--device", default="cpu", help="where the networks run")
     parser.add_argument(
@@ -560,12 +562,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         default=None,
         help="override the model's positioning (default: the checkpoint's)",
     )
-    parser.add_argument(
-        "--tta",
-        action="store_true",
-        help="average each prediction over the crop turned by 0, +-30 and +-60 degrees about "
-        "the optical axis (5 network passes; lower camera-space error, see the README)",
-    )
+    parser.add_argument("--tta", action="store_true", help=f"average each prediction over {_TTA_VIEWS}")
     parser.add_argument(
         "--device", default="cpu", help="where the network runs, e.g. cpu or cuda (default: cpu)"
     )
@@ -626,10 +623,7 @@ def _add_baselines(subparsers) -> None:
     p.add_argument("--max-samples", type=int, default=None, help="first N held-out samples")
     p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default 32)")
     p.add_argument(
-        "--tta",
-        action="store_true",
-        help="also score each checkpoint averaged over the crop turned by 0, +-30 and +-60 "
-        "degrees about the optical axis (rows '+ TTA')",
+        "--tta", action="store_true", help=f"also score each checkpoint averaged over {_TTA_VIEWS}"
     )
     p.add_argument("--out", help="write the rows and per-sample errors as JSON here")
     p.set_defaults(func=_cmd_baselines)

@@ -3,7 +3,6 @@ positioning override, and the result type of a prediction in the original camera
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 
 from handdgp.net.model import HandPrediction
 from handdgp.net.positioning import POSITIONING, place_hand
-from handdgp.net.turned_views import predict_turned
+from handdgp.net.turned_views import check_turns, predict_turned
 
 __all__ = [
     "Prediction",
@@ -108,27 +107,6 @@ def reposition(prediction: HandPrediction, intrinsics: Tensor, positioning: str)
         keypoints_cam=prediction.keypoints3d + offset,
         valid=valid,
     )
-
-
-def check_turns(turns: Sequence[float] | None) -> None:
-    """Raise a ``ValueError`` naming ``turns`` unless it is None or finite angles (at least one).
-
-    Example:
-        >>> check_turns([0, 30.0])
-        >>> check_turns([])
-        Traceback (most recent call last):
-        ...
-        ValueError: turns: expected None or at least one finite angle in degrees, got []
-    """
-    if turns is None:
-        return
-    values = list(turns) if isinstance(turns, (list, tuple)) else None
-    if not values or not all(
-        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in values
-    ):
-        raise ValueError(
-            f"turns: expected None or at least one finite angle in degrees, got {turns!r}"
-        )
 
 
 def check_positioning(positioning: str | None) -> None:

@@ -29,12 +29,34 @@ from dgpgeom.camera import invert_intrinsics
 from handdgp.net.model import HandPrediction
 from handdgp.net.positioning import place_hand
 
-__all__ = ["DEFAULT_TURNS", "predict_turned", "turn_matrices"]
+__all__ = ["DEFAULT_TURNS", "check_turns", "predict_turned", "turn_matrices"]
 
-#: The view angles in degrees ``handdgp evaluate --turned-views`` and ``predict`` use:
-#: chosen on a validation set of the default distribution (seed 4242) among sets of up to
-#: 19 angles and shifts (``reference_model/README.md``).
+#: The view angles in degrees of ``--tta`` (``handdgp evaluate``, ``predict``,
+#: ``baselines``): chosen on a validation set of the default distribution (seed 4242)
+#: among sets of 1 to 9 angles (``reference_model/scripts/choose_turns.py``, the table in
+#: ``reference_model/README.md``).
 DEFAULT_TURNS = (0.0, 30.0, -30.0, 60.0, -60.0)
+
+
+def check_turns(turns: Sequence[float] | None, name: str = "turns") -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``turns`` is None or finite angles (at least one).
+
+    Example:
+        >>> check_turns([0, 30.0])
+        >>> check_turns([])
+        Traceback (most recent call last):
+        ...
+        ValueError: turns: expected None or at least one finite angle in degrees, got []
+    """
+    if turns is None:
+        return
+    values = list(turns) if isinstance(turns, (list, tuple)) else None
+    if not values or not all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in values
+    ):
+        raise ValueError(
+            f"{name}: expected None or at least one finite angle in degrees, got {turns!r}"
+        )
 
 
 def turn_matrices(angles: Sequence[float], *, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -74,18 +96,17 @@ def predict_turned(
         ``heatmaps`` and ``joint_rotations`` are those of no single view: None.
 
     Raises:
-        ValueError: on an empty ``angles``.
+        ValueError: on ``angles`` that are not finite numbers, or none.
     """
-    if len(angles) == 0:
-        raise ValueError("angles: expected at least one view angle (degrees), got none")
+    check_turns([] if angles is None else angles, "angles")  # None is no view: refused
     batch, size = images.shape[0], images.shape[-2:]
     work = torch.float64 if intrinsics.dtype == torch.float64 else torch.float32
     K = intrinsics.to(work)
     turns = turn_matrices(angles, dtype=work, device=images.device)  # (V, 3, 3)
     views = turns.shape[0]
     # H = K R K⁻¹ per view and crop, and its inverse K Rᵀ K⁻¹, in closed form: (V, B, 3, 3).
-    K, K_inv = K.unsqueeze(0), invert_intrinsics(K).unsqueeze(0)
-    H, H_inv = K @ turns.unsqueeze(1) @ K_inv, K @ turns.transpose(1, 2).unsqueeze(1) @ K_inv
+    k, k_inv = K.unsqueeze(0), invert_intrinsics(K).unsqueeze(0)
+    H, H_inv = k @ turns.unsqueeze(1) @ k_inv, k @ turns.transpose(1, 2).unsqueeze(1) @ k_inv
     turned = warp_perspective(
         images.unsqueeze(0).expand(views, *images.shape).flatten(0, 1),
         H.flatten(0, 1).to(images.dtype),
@@ -109,7 +130,7 @@ def predict_turned(
         translation = (per_view(out.translation).to(work).unsqueeze(-2) @ back).squeeze(-2).mean(0)
         valid = torch.ones_like(per_view(out.valid)[0])
     else:
-        translation, valid = place_hand(keypoints3d, keypoints2d, K[0], weights, positioning)
+        translation, valid = place_hand(keypoints3d, keypoints2d, K, weights, positioning)
     valid = valid & per_view(out.valid).all(0)
     dtype = out.keypoints3d.dtype
     offset = translation.unsqueeze(1)

@@ -168,6 +168,14 @@ class TestRunModelTurns:
         with pytest.raises(ValueError, match="turns: expected None or at least one finite angle"):
             check_turns(bad)
 
+    def test_the_command_line_help_names_the_default_turns(self):
+        from handdgp.cli import _TTA_VIEWS
+
+        turns = sorted({abs(a) for a in DEFAULT_TURNS if a != 0})
+        assert 0.0 in DEFAULT_TURNS and all(-a in DEFAULT_TURNS for a in turns)
+        named = "0, " + " and ".join(f"+-{a:g}" for a in turns)
+        assert named in _TTA_VIEWS and f"{len(DEFAULT_TURNS)} network passes" in _TTA_VIEWS
+
     def test_run_model_averages_the_default_turns(self):
         relative, root = _hand(3, seed=2)
         model = TurnAwareOracle(relative, root, list(DEFAULT_TURNS))
