@@ -130,7 +130,10 @@ class TrainConfig:
     cosine from ``lr`` to zero at the last step. ``grad_clip`` bounds the global
     gradient norm (0: no clipping). ``init_from`` names a checkpoint whose model
     weights start a new run (a training *stage*); a run directory that already
-    holds a checkpoint resumes from it instead.
+    holds a checkpoint resumes from it instead. ``ema_decay`` > 0 keeps an
+    exponential moving average of the weights (and BatchNorm statistics), updated
+    after every step with that decay; evaluations and ``model.pt`` then use the
+    average, while ``checkpoint.pt`` holds both (0: no average).
     """
 
     seed: int = 0
@@ -141,6 +144,7 @@ class TrainConfig:
     grad_clip: float = 10.0
     init_from: str = ""
     weight_decay: float = 0.0
+    ema_decay: float = 0.0
     num_workers: int = 0
     eval_every: int = 500
     checkpoint_every: int = 200
@@ -249,6 +253,7 @@ LIMITS: dict[str, tuple | None] = {
     "train.grad_clip": ("number", 0.0, 1e9),
     "train.init_from": ("str",),
     "train.weight_decay": ("number", 0.0, 10.0),
+    "train.ema_decay": ("number", 0.0, 0.99999),
     "train.num_workers": ("int", 0, 256),
     "train.eval_every": ("int", 1, 10**9),
     "train.checkpoint_every": ("int", 1, 10**9),

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from handdgp.config import ExperimentConfig
@@ -198,6 +199,7 @@ def train(
     )
     start_step = 0
     checkpoint_path = run_dir / CHECKPOINT
+    state = None
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location=device)
         model.load_state_dict(state["model"])
@@ -205,6 +207,10 @@ def train(
         start_step = int(state["step"])
     elif config.train.init_from:
         warm_start(model, load_checkpoint(config.train.init_from, map_location=device)["model"])
+    average = _moving_average(model, config.train.ema_decay)
+    if average is not None and state is not None:
+        average.load_state_dict(state["average"])
+    shipped = model if average is None else average.module
     evaluated = _truncate_metrics(run_dir / METRICS, start_step) if rank == 0 else False
 
     sampler = EpochSampler(
@@ -264,7 +270,7 @@ def train(
                 dist.broadcast_object_list(flag, src=0)
                 evaluated = flag[0]
             if not evaluated:  # killed during this evaluation: its record was lost
-                _evaluate(model, components, evaluate, log, start_step, rank, world)
+                _evaluate(shipped, components, evaluate, log, start_step, rank, world)
         while step < end_step:
             cpu_batch = next(batches)
             _check_finite_batch(cpu_batch, step + 1)
@@ -290,6 +296,8 @@ def train(
                 ).detach()
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update_parameters(model)
             step += 1
 
             losses.add(step, optimizer.param_groups[0]["lr"], {"loss": total, **terms})
@@ -302,10 +310,10 @@ def train(
                 losses.flush()
                 if log is not None:
                     log.flush()  # a hard kill must not lose log lines the checkpoint covers
-                _save(model, optimizer, config, step, checkpoint_path, rank)
+                _save(model, average, optimizer, config, step, checkpoint_path, rank)
             if evaluate is not None and _eval_due(config, step, total_steps):
                 losses.flush()
-                _evaluate(model, components, evaluate, log, step, rank, world)
+                _evaluate(shipped, components, evaluate, log, step, rank, world)
     finally:
         losses.flush()
         if bar is not None:
@@ -315,7 +323,7 @@ def train(
 
     if step == total_steps and rank == 0:
         _atomic_save(
-            {"model": model.state_dict(), "config": config.to_dict(), "step": step},
+            {"model": shipped.state_dict(), "config": config.to_dict(), "step": step},
             run_dir / FINAL_MODEL,
         )
         plot_curves(run_dir)
@@ -411,8 +419,30 @@ def _check_finite_batch(batch: dict[str, Any], step: int) -> None:
                 )
 
 
+def _moving_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (None if decay is 0).
+
+    Its first update copies the weights (a warm start's, on a new stage). Integer and
+    boolean buffers (the spiral indices, BatchNorm's step count) are copied, not averaged:
+    torch's own EMA function would round their averages back into integers.
+    """
+    if decay == 0:
+        return None
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], _: Tensor) -> None:
+        # torch groups the tensors by dtype: one group is all floating or all not.
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - decay)
+        else:
+            torch._foreach_copy_(averaged, current)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
 def _save(
     model: nn.Module,
+    average: AveragedModel | None,
     optimizer: torch.optim.Optimizer,
     config: ExperimentConfig,
     step: int,
@@ -427,6 +457,8 @@ def _save(
         "config": config.to_dict(),
         "step": step,
     }
+    if average is not None:
+        state["average"] = average.state_dict()
     _atomic_save(state, path)
 
 

@@ -56,8 +56,9 @@ class TestEpochSampler:
 
 
 class TestTrain:
-    def test_resume_after_a_kill_loses_and_repeats_no_step(self, tmp_path):
-        config = toy_config()
+    @pytest.mark.parametrize("ema_decay", [0.0, 0.5])
+    def test_resume_after_a_kill_loses_and_repeats_no_step(self, tmp_path, ema_decay):
+        config = toy_config(ema_decay=ema_decay)
         straight = train(config, tmp_path / "straight", components(), progress=False)
         train(config, tmp_path / "killed", components(), stop_after=3, progress=False)
         # A fresh process: a new, differently initialised model picks up the checkpoint.
@@ -81,10 +82,10 @@ class TestTrain:
         logged_at_save = []
         save = training._save
 
-        def spy(model, optimizer, config, step, path, rank):
+        def spy(model, average, optimizer, config, step, path, rank):
             lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
             logged_at_save.append((step, len(lines)))
-            save(model, optimizer, config, step, path, rank)
+            save(model, average, optimizer, config, step, path, rank)
 
         monkeypatch.setattr(training, "_save", spy)
         train(toy_config(max_steps=4), tmp_path / "run", components(), progress=False)
@@ -105,6 +106,39 @@ class TestTrain:
         assert json.loads((tmp_path / "config.json").read_text())["name"] == "toy"
         state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
         assert state["step"] == 30 and set(state) == {"model", "optimizer", "config", "step"}
+
+    def test_the_moving_average_is_what_model_pt_holds(self, tmp_path, monkeypatch):
+        import handdgp.train as training
+
+        decay, steps = 0.75, 5
+        raw = []  # the trained weights after every step (a checkpoint at every step)
+        save = training._save
+
+        def spy(model, average, optimizer, config, step, path, rank):
+            raw.append({k: v.clone() for k, v in model.state_dict().items()})
+            save(model, average, optimizer, config, step, path, rank)
+
+        monkeypatch.setattr(training, "_save", spy)
+        config = toy_config(max_steps=steps, ema_decay=decay)
+        config.train.checkpoint_every = 1
+        train(config, tmp_path, components(), progress=False)
+        shipped = load_checkpoint(tmp_path / "model.pt")["model"]
+        expected = dict(raw[0])
+        for weights in raw[1:]:
+            for name, value in weights.items():
+                if value.is_floating_point():
+                    expected[name] = decay * expected[name] + (1 - decay) * value
+                else:
+                    expected[name] = value
+        assert len(raw) == steps
+        moved = 0
+        for name, value in shipped.items():
+            torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-6)
+            moved += not torch.equal(value, raw[-1][name])
+        assert moved > 0  # not the last step's weights
+        resume = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+        for name, value in raw[-1].items():  # the checkpoint keeps training's own weights
+            assert torch.equal(resume["model"][name], value), name
 
 
 class TestSchedule:
