@@ -68,10 +68,10 @@ Implementation notes (see also the design notes of the project):
   by a NumPy twin of the closed form and of the backward
   (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each operation costs
   more than its arithmetic, and a NumPy call less than an ATen dispatch; at a large one
-  its sums over the N points are contractions (``einsum``, ``matmul``) and its minima
-  and maxima run over a transposed copy, where reductions along a short last axis are
-  slow. Same formulas, same validity, same gradients (double backward goes through the
-  torch state).
+  it works on transposed copies of the inputs (problems last), so that its per-problem
+  broadcasts and its sums, minima and maxima over the N points run along whole rows of
+  problems. Same formulas, same validity, same gradients (double backward goes through
+  the torch state).
   A CPU call holding exactly one problem of at most :data:`SCALAR_PATH_MAX_POINTS`
   points (one hand in one frame) is solved in Python floats instead
   (``dgpgeom/solvers/_translation_scalar.py``): one loop over the points and a few

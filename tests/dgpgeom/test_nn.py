@@ -168,9 +168,10 @@ class TestDifferentiableGlobalPositioning:
         compiled = torch.compile(dgp, fullgraph=True, backend="eager")(
             vertices, points2d, K, weights
         )
-        # Eager takes the NumPy path on the CPU, vmap and compile the torch one: float32
-        # sums in a different order differ by rounding.
-        tol = {"rtol": 1e-12, "atol": 0} if dtype == F64 else {"rtol": 1e-6, "atol": 1e-6}
+        # Eager takes the NumPy path on the CPU, vmap and compile the torch one: sums in a
+        # different order differ by rounding (in float64 by ~1e-18 m, relatively large
+        # for a coordinate near zero: hence the absolute term).
+        tol = {"rtol": 1e-12, "atol": 1e-15} if dtype == F64 else {"rtol": 1e-6, "atol": 1e-6}
         for a, b, c in zip(eager, mapped, compiled, strict=True):
             torch.testing.assert_close(b, a, **tol)
             torch.testing.assert_close(c, a, **tol)

@@ -516,7 +516,9 @@ class TestSolveTranslation:
             damping=damping,
             prior=prior,
         )
-        assert bool(base.valid) and bool(permuted.valid)
+        assert bool(permuted.valid) == bool(base.valid)
+        # (Two noisy points a few millimetres apart may legitimately solve behind the camera.)
+        assume(bool(base.valid))
         assert_translation_close(permuted.translation, base.translation, dtype)
         tol = rel_tol(dtype) * 100
         torch.testing.assert_close(permuted.covariance, base.covariance, rtol=tol, atol=0)
