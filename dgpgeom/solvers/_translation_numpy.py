@@ -139,15 +139,13 @@ def closed_form(
             if weight_factor:
                 factor = normalised * (2.0 / (scale * total))
             means = np.einsum("knm,nm->km", planes[:4], omega)
-        # Σ omega |δx|² and Σ omega δx·δb.
-        centred = planes[:4] - means[:, None]
+        # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
+        centred = (planes[:4] - means[:, None]).reshape(2, 2, count, size)
         if weights is None:
-            pivot = np.einsum("jnm,jnm->m", centred[:2], centred[:2]) * omega
-            numerator = np.einsum("jnm,jnm->m", centred[2:], centred[:2]) * omega
+            pivot, numerator = np.einsum("ijnm,jnm->im", centred, centred[0]) * omega
         else:
-            pivot = np.einsum("jnm,nm,jnm->m", centred[:2], omega, centred[:2])
-            numerator = np.einsum("jnm,nm,jnm->m", centred[2:], omega, centred[:2])
-        mean_x, mean_y, mean_bx, mean_by = means
+            pivot, numerator = np.einsum("ijnm,nm,jnm->im", centred, omega, centred[0])
+        mean_x, mean_y, mean_bx, mean_by = means[0], means[1], means[2], means[3]
         rho2 = mean_x * mean_x + mean_y * mean_y
         mu = 1.0 + damping
         if prior is not None:
