@@ -312,7 +312,10 @@ class TestRefineTranslation:
             solution = refine_translation(*inputs, robust=robust, scale=3.0, iterations=3)
             return solution.translation, solution.cost
 
-        assert check_gradients(refined, *(t[0] for t in problem.inputs()))
+        # Second derivatives reach 3e4 here: finite differences of them carry noise of
+        # about 1e-5, which an absolute tolerance of 1e-6 lets fail on the small entries
+        # from run to run (memory alignment changes the rounding of vectorised sums).
+        assert check_gradients(refined, *(t[0] for t in problem.inputs()), atol=1e-4)
 
     def test_gradcheck_from_initial(self):
         problem = make_problem(1, 5, seed=12, noise=1.0)
