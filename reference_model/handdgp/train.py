@@ -208,8 +208,8 @@ def train(
     elif config.train.init_from:
         warm_start(model, load_checkpoint(config.train.init_from, map_location=device)["model"])
     average = _moving_average(model, config.train.ema_decay)
-    if average is not None and state is not None:
-        average.load_state_dict(state["average"])
+    if average is not None and state is not None and "average" in state:
+        average.load_state_dict(state["average"])  # (else it starts from the resumed weights)
     shipped = model if average is None else average.module
     evaluated = _truncate_metrics(run_dir / METRICS, start_step) if rank == 0 else False
 

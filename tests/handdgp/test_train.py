@@ -140,6 +140,12 @@ class TestTrain:
         for name, value in raw[-1].items():  # the checkpoint keeps training's own weights
             assert torch.equal(resume["model"][name], value), name
 
+    def test_a_moving_average_can_start_on_a_resumed_run(self, tmp_path):
+        train(toy_config(), tmp_path, components(), stop_after=2, progress=False)
+        summary = train(toy_config(ema_decay=0.5), tmp_path, components(), progress=False)
+        assert summary["steps"] == 12
+        assert "average" in torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+
 
 class TestSchedule:
     def test_warm_up_then_cosine_to_zero(self):
