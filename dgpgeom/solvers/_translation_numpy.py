@@ -9,13 +9,16 @@ size that depends on torch's thread count: NumPy runs on one core),
 implicit-function backward and the same validity tests (see the notes of
 :mod:`dgpgeom.solvers.translation`). The solver's test suite runs on each path.
 
-The layout is point-major with the problems last: the batch is flattened to ``M``
-problems and a per-point quantity with ``k`` components is a ``(k, N, M)`` plane, filled
-by one transposing copy of each input. NumPy runs its inner loop over the last axis, so
-every per-problem broadcast (a focal length, a mean) and every sum, minimum or maximum
-over the N points then runs whole rows of M problems at once; with the problems first
-it loops over rows of N points (the forward took about a fifth less time this way at
-1,024 and 4,096 hands of 21 points, one thread, in spite of the copies). ``points3d`` `(..., N, 3)`, ``points2d`` `(..., N, 2)` and ``weights``
+The batch is flattened to ``M`` problems and solved in chunks of
+:data:`CHUNK_PROBLEMS` (forward and backward), so that a chunk's planes and temporaries
+stay in a core's cache. Within a chunk of ``m`` problems the layout is point-major with
+the problems last: a per-point quantity with ``k`` components is a ``(k, N, m)`` plane,
+filled by one transposing copy of each input. NumPy runs its inner loop over the last
+axis, so every per-problem broadcast (a focal length, a mean) and every sum, minimum or
+maximum over the N points then runs whole rows of problems at once; with the problems
+first it loops over rows of N points (the forward took about a fifth less time this way
+at 1,024 and 4,096 hands of 21 points, one thread, in spite of the copies).
+``points3d`` `(..., N, 3)`, ``points2d`` `(..., N, 2)` and ``weights``
 `(..., N)`, ``intrinsics`` `(..., 3, 3)` and ``prior`` `(..., 3)` have batch shapes
 that broadcast together; ``weights`` and ``prior`` may be None.
 """
@@ -27,25 +30,39 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NumPyState", "backward", "closed_form"]
+__all__ = ["CHUNK_PROBLEMS", "ChunkState", "NumPyState", "backward", "closed_form"]
 
 
 class NumPyState(NamedTuple):
-    """What the backward needs (none of these arrays aliases an input).
-
-    ``translation`` and ``valid`` have the batch shape; the rest hold the ``M``
-    problems flattened, last (per-problem values ``(M,)``, planes ``(k, N, M)``).
-    """
+    """The solution, and what the backward needs (no array in it aliases an input)."""
 
     translation: np.ndarray  # (..., 3) the solution where valid, else the prior (or zeros)
     valid: np.ndarray  # (...) bool
-    planes: np.ndarray  # (5, N, M) x, y (normalised image coordinates), b = (X, Y) - Z (x, y), Z
-    mean_xy: np.ndarray  # (2, M) weighted means of x and y
-    pivot: np.ndarray  # (M,) D_lambda, made safe where ill-conditioned
-    solution: np.ndarray  # (M, 3) the closed-form solution (not masked)
-    intrinsics: np.ndarray  # (2, 3) or (M, 2, 3) the upper two rows of K
-    omega: np.ndarray | float  # (N, M) w² / Σw², zero for unused points; 1 / N without weights
-    weight_factor: np.ndarray | None  # (N, M) d omega_i / d w_i = 2 w_i / Σw²
+    chunks: list[ChunkState]  # one per chunk of problems; empty unless kept for the backward
+
+
+class ChunkState(NamedTuple):
+    """What the backward needs of one chunk of ``m`` problems (see :data:`CHUNK_PROBLEMS`).
+
+    Per-problem values are ``(m,)``, planes ``(k, N, m)``.
+    """
+
+    valid: np.ndarray  # (m,) bool
+    planes: np.ndarray  # (5, N, m) x, y (normalised image coordinates), b = (X, Y) - Z (x, y), Z
+    mean_xy: np.ndarray  # (2, m) weighted means of x and y
+    pivot: np.ndarray  # (m,) D_lambda, made safe where ill-conditioned
+    solution: np.ndarray  # (m, 3) the closed-form solution (not masked)
+    intrinsics: np.ndarray  # (2, 3) or (m, 2, 3) the upper two rows of K
+    omega: np.ndarray | float  # (N, m) w² / Σw², zero for unused points; 1 / N without weights
+    weight_factor: np.ndarray | None  # (N, m) d omega_i / d w_i = 2 w_i / Σw²
+
+
+#: Problems solved per pass (forward and backward): a chunk's planes and temporaries stay
+#: in a core's cache and are reused by the next chunk. In one pass, 262,144 hands took
+#: about 2.8 times as long per hand as in chunks of 2,048, with their fresh temporaries
+#: (a page fault every 4 KiB) and passes over memory; one chunk is also one block for the
+#: transposing copies.
+CHUNK_PROBLEMS = 2048
 
 
 def _batch_shape(*arrays_and_widths: tuple[np.ndarray | None, int]) -> tuple[int, ...]:
@@ -67,20 +84,13 @@ def _per_problem(array: np.ndarray, batch: tuple[int, ...], size: int, width: in
     return array if array.ndim == width else _flat(array, batch, size, width)
 
 
-#: Problems transposed per copy: a block's rows stay in the cache while they are read
-#: (one whole copy of 262,144 hands' points took 3.7 times as long as blocks of 2,048).
-_TRANSPOSE_BLOCK = 2048
-
-
-def _transpose_into(out: np.ndarray, array: np.ndarray) -> None:
-    """``out[...] = array.T`` (every axis reversed: ``(M, ...)`` to ``(..., M)``), in blocks of problems."""
-    for start in range(0, array.shape[0], _TRANSPOSE_BLOCK):
-        stop = start + _TRANSPOSE_BLOCK
-        np.copyto(out[..., start:stop], array[start:stop].T)
+def _part(array: np.ndarray | None, part: slice, width: int) -> np.ndarray | None:
+    """The problems ``part`` of an ``(M, ...)`` array; one for all (or None) as it is."""
+    return array if array is None or array.ndim == width else array[part]
 
 
 def _pair_planes(pair: np.ndarray) -> np.ndarray:
-    """Per-problem pairs ``(2,)`` or ``(M, 2)`` as ``(2, 1, 1)`` or ``(2, 1, M)``, against planes."""
+    """Per-problem pairs ``(2,)`` or ``(m, 2)`` as ``(2, 1, 1)`` or ``(2, 1, m)``, against planes."""
     return pair[:, None, None] if pair.ndim == 1 else np.ascontiguousarray(pair.T)[:, None]
 
 
@@ -102,102 +112,135 @@ def closed_form(
 ) -> NumPyState:
     """The closed form; ``tolerance`` is the relative pivot and depth tolerance of the dtype.
 
-    The weights' scale needs no floor here: all-zero weights give NaN, which the
-    validity mask turns into an invalid problem (as the torch path's zeros do).
+    ``weight_factor``: keep what the backward needs (``NumPyState.chunks``), with the
+    derivatives of the weights' normalisation.
     """
     with np.errstate(all="ignore"):  # NaN and Inf end in the validity mask
         batch = _batch_shape(
             (points2d, 2), (points3d, 2), (weights, 1), (intrinsics, 2), (prior, 1)
         )
-        count, size = points2d.shape[-2], math.prod(batch)
-        # One transposing copy of each input into the planes, then contiguous passes.
-        planes = np.empty((5, count, size), points2d.dtype)
-        x, y, Z = planes[0], planes[1], planes[4]
-        _transpose_into(planes[:2], _flat(points2d, batch, size, 2))  # u, v
-        _transpose_into(planes[2:], _flat(points3d, batch, size, 2))  # X, Y, Z
-        k = _per_problem(intrinsics[..., :2, :], batch, size, 2).copy()
-        skew = k[..., 0, 1]
-        # x, y = ((u, v) - (cx, cy)) / (fx, fy), the skew taken out of x (two planes a call).
-        planes[:2] -= _pair_planes(k[..., :, 2])
-        if skew.any():  # (zero for almost every camera)
-            np.divide(y, k[..., 1, 1], out=y)
-            np.subtract(x, skew * y, out=x)
-            np.divide(x, k[..., 0, 0], out=x)
-        else:
-            planes[:2] /= _pair_planes(np.diagonal(k, 0, -2, -1))
-        planes[2:4] -= Z * planes[:2]  # b = (X, Y) - Z (x, y)
-        factor = None
-        if weights is None:
-            omega: np.ndarray | float = 1.0 / count
-            means = planes[:4].sum(1) * omega
-        else:
-            w = np.empty((count, size), weights.dtype)
-            _transpose_into(w, _flat(weights, batch, size, 1))
-            squared = w * w
-            # Unused points are zeros from here on, whatever they held.
-            if not squared.all():  # (a zero weight has a zero square)
-                np.copyto(planes, 0.0, where=w == 0)
-            scale, normalised = 1.0, w
-            total = squared.sum(0)
-            low, high = _SAFE_TOTAL[weights.dtype.type]
-            if not (total.size == 0 or (low < total.min() and total.max() < high)):  # (or NaN)
-                # Those problems divided by their largest magnitude first: no over- or
-                # underflow of w²; the others by exactly 1, so that they are unchanged.
-                safe = (low < total) & (total < high)
-                scale = np.where(safe, 1.0, np.abs(w).max(0))
-                normalised = w / scale
-                squared = normalised * normalised
-                total = squared.sum(0)
-            omega = np.divide(squared, total, out=squared)
+        size = math.prod(batch)
+        points2d, points3d = _flat(points2d, batch, size, 2), _flat(points3d, batch, size, 2)
+        weights = None if weights is None else _flat(weights, batch, size, 1)
+        k = _per_problem(intrinsics[..., :2, :], batch, size, 2)
+        prior = None if prior is None else _per_problem(prior, batch, size, 1)
+        translation = np.empty((size, 3), points2d.dtype)
+        valid = np.empty(size, bool)
+        chunks = []
+        for start in range(0, size, CHUNK_PROBLEMS):
+            part = slice(start, start + CHUNK_PROBLEMS)
+            chunk = _chunk_closed_form(
+                points3d[part], points2d[part], _part(k, part, 2), _part(weights, part, 1),
+                _part(prior, part, 1), damping, tolerance, weight_factor, translation[part],
+            )  # fmt: skip
+            valid[part] = chunk.valid
             if weight_factor:
-                factor = normalised * (2.0 / (scale * total))
-            means = np.einsum("knm,nm->km", planes[:4], omega)
-        # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
-        centred = (planes[:4] - means[:, None]).reshape(2, 2, count, size)
-        if weights is None:
-            pivot, numerator = np.einsum("ijnm,jnm->im", centred, centred[0]) * omega
-        else:
-            pivot, numerator = np.einsum("ijnm,nm,jnm->im", centred, omega, centred[0])
-        mean_x, mean_y, mean_bx, mean_by = means[0], means[1], means[2], means[3]
-        rho2 = mean_x * mean_x + mean_y * mean_y
-        mu = 1.0 + damping
+                chunks.append(chunk)
+    return NumPyState(translation.reshape(*batch, 3), valid.reshape(batch), chunks)
+
+
+def _chunk_closed_form(
+    points3d: np.ndarray,
+    points2d: np.ndarray,
+    intrinsics: np.ndarray,
+    weights: np.ndarray | None,
+    prior: np.ndarray | None,
+    damping: float,
+    tolerance: float,
+    weight_factor: bool,
+    translation: np.ndarray,
+) -> ChunkState:
+    """The closed form of ``m`` problems: ``points3d`` `(m, N, 3)`, ``points2d`` `(m, N, 2)`,
+    ``intrinsics`` `(2, 3)` or `(m, 2, 3)`, ``weights`` `(m, N)`, ``prior`` `(3,)` or
+    `(m, 3)`; writes the masked ``translation`` `(m, 3)`.
+
+    The weights' scale needs no floor here: all-zero weights give NaN, which the
+    validity mask turns into an invalid problem (as the torch path's zeros do).
+    """
+    size, count = points2d.shape[:2]
+    # One transposing copy of each input into the planes, then contiguous passes.
+    planes = np.empty((5, count, size), points2d.dtype)
+    x, y, Z = planes[0], planes[1], planes[4]
+    np.copyto(planes[:2], points2d.T)  # u, v
+    np.copyto(planes[2:], points3d.T)  # X, Y, Z
+    k = intrinsics.copy()
+    skew = k[..., 0, 1]
+    # x, y = ((u, v) - (cx, cy)) / (fx, fy), the skew taken out of x (two planes a call).
+    planes[:2] -= _pair_planes(k[..., :, 2])
+    if skew.any():  # (zero for almost every camera)
+        np.divide(y, k[..., 1, 1], out=y)
+        np.subtract(x, skew * y, out=x)
+        np.divide(x, k[..., 0, 0], out=x)
+    else:
+        planes[:2] /= _pair_planes(np.diagonal(k, 0, -2, -1))
+    planes[2:4] -= Z * planes[:2]  # b = (X, Y) - Z (x, y)
+    factor = None
+    if weights is None:
+        omega: np.ndarray | float = 1.0 / count
+        means = planes[:4].sum(1) * omega
+    else:
+        w = np.ascontiguousarray(weights.T)
+        squared = w * w
+        # Unused points are zeros from here on, whatever they held.
+        if not squared.all():  # (a zero weight has a zero square)
+            np.copyto(planes, 0.0, where=w == 0)
+        scale, normalised = 1.0, w
+        total = squared.sum(0)
+        low, high = _SAFE_TOTAL[weights.dtype.type]
+        if not (total.size == 0 or (low < total.min() and total.max() < high)):  # (or NaN)
+            # Those problems divided by their largest magnitude first: no over- or
+            # underflow of w²; the others by exactly 1, so that they are unchanged.
+            safe = (low < total) & (total < high)
+            scale = np.where(safe, 1.0, np.abs(w).max(0))
+            normalised = w / scale
+            squared = normalised * normalised
+            total = squared.sum(0)
+        omega = np.divide(squared, total, out=squared)
+        if weight_factor:
+            factor = normalised * (2.0 / (scale * total))
+        means = np.einsum("knm,nm->km", planes[:4], omega)
+    # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
+    centred = (planes[:4] - means[:, None]).reshape(2, 2, count, size)
+    if weights is None:
+        pivot, numerator = np.einsum("ijnm,jnm->im", centred, centred[0]) * omega
+    else:
+        pivot, numerator = np.einsum("ijnm,nm,jnm->im", centred, omega, centred[0])
+    mean_x, mean_y, mean_bx, mean_by = means[0], means[1], means[2], means[3]
+    rho2 = mean_x * mean_x + mean_y * mean_y
+    mu = 1.0 + damping
+    if prior is not None:
+        prior_x, prior_y, prior_z = prior[..., 0], prior[..., 1], prior[..., 2]
+    if damping > 0:
+        pivot = pivot + (damping + damping / mu * rho2)
+        pull_x, pull_y = mean_bx, mean_by
         if prior is not None:
-            prior = _per_problem(prior, batch, size, 1)  # (M, 3) or (3,)
-            prior_x, prior_y, prior_z = prior[..., 0], prior[..., 1], prior[..., 2]
-        if damping > 0:
-            pivot = pivot + (damping + damping / mu * rho2)
-            pull_x, pull_y = mean_bx, mean_by
-            if prior is not None:
-                pull_x, pull_y = mean_bx + prior_x, mean_by + prior_y
-            numerator = numerator + damping / mu * (mean_x * pull_x + mean_y * pull_y)
-            if prior is not None:
-                numerator = numerator + damping * prior_z
-        spread = rho2 + 1.0
-        bound = tolerance * spread * spread
-        # fx, fy and K[1, 0] enter through a zero that is NaN when one of them is not
-        # finite (an infinite focal length would otherwise give x = 0), as in torch.
-        well_posed = pivot > bound + (k[..., 1, 0] + k[..., 0, 0] * k[..., 1, 1]) * 0.0
-        pivot = np.maximum(pivot, bound)
-        solution = np.empty((size, 3), points2d.dtype)
-        tz = np.divide(numerator, pivot, out=solution[:, 2])
-        np.subtract(mean_x * tz, mean_bx, out=solution[:, 0])
-        np.subtract(mean_y * tz, mean_by, out=solution[:, 1])
-        if damping > 0:
-            if prior is not None:
-                solution[:, :2] += damping * prior[..., :2]
-            solution[:, :2] /= mu
-        # In front of the camera: the root and every used point (unused ones have Z = 0).
-        nearest = np.minimum(Z.min(0), 0.0) + tz
-        valid = well_posed & (nearest > tolerance * tz)
-        if damping > 0 and weights is not None:
-            valid &= total > 0  # (not all weights zero)
-        translation = solution.copy()
-        if not valid.all():
-            translation[~valid] = 0.0 if prior is None else prior[~valid] if prior.ndim == 2 else prior
-        translation = translation.reshape(*batch, 3)
-    return NumPyState(
-        translation, valid.reshape(batch), planes, means[:2], pivot, solution, k, omega, factor
-    )
+            pull_x, pull_y = mean_bx + prior_x, mean_by + prior_y
+        numerator = numerator + damping / mu * (mean_x * pull_x + mean_y * pull_y)
+        if prior is not None:
+            numerator = numerator + damping * prior_z
+    spread = rho2 + 1.0
+    bound = tolerance * spread * spread
+    # fx, fy and K[1, 0] enter through a zero that is NaN when one of them is not
+    # finite (an infinite focal length would otherwise give x = 0), as in torch.
+    well_posed = pivot > bound + (k[..., 1, 0] + k[..., 0, 0] * k[..., 1, 1]) * 0.0
+    pivot = np.maximum(pivot, bound)
+    solution = np.empty((size, 3), points2d.dtype)
+    tz = np.divide(numerator, pivot, out=solution[:, 2])
+    np.subtract(mean_x * tz, mean_bx, out=solution[:, 0])
+    np.subtract(mean_y * tz, mean_by, out=solution[:, 1])
+    if damping > 0:
+        if prior is not None:
+            solution[:, :2] += damping * prior[..., :2]
+        solution[:, :2] /= mu
+    # In front of the camera: the root and every used point (unused ones have Z = 0).
+    nearest = np.minimum(Z.min(0), 0.0) + tz
+    valid = well_posed & (nearest > tolerance * tz)
+    if damping > 0 and weights is not None:
+        valid &= total > 0  # (not all weights zero)
+    translation[...] = solution
+    if not valid.all():
+        translation[~valid] = 0.0 if prior is None else prior[~valid] if prior.ndim == 2 else prior
+    return ChunkState(valid, planes, means[:2], pivot, solution, k, omega, factor)
 
 
 def _sum_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -219,68 +262,107 @@ def backward(
 
     Returns the gradients of ``points3d, points2d, intrinsics, weights, prior`` (None
     where not needed) and None for ``damping``; zeros for a problem that is not valid
-    (``prior`` gets the translation's gradient there).
+    (``prior`` gets the translation's gradient there). ``s`` must hold its chunks.
     """
+    batch = s.valid.shape
+    size = math.prod(batch)
+    count = s.chunks[0].planes.shape[1] if s.chunks else 0
+    dtype = s.translation.dtype
+    grad_m = _flat(grad_t, batch, size, 1)
+    # Point gradients, problems first: X, Y, Z (points3d), u, v (points2d), w (weights).
+    grad3 = np.empty((size, count, 3), dtype) if needs[0] else None
+    grad2 = np.empty((size, count, 2), dtype) if needs[1] else None
+    grad_w = np.empty((size, count), dtype) if needs[3] else None
+    grad_k = np.zeros((size, 3, 3), dtype) if needs[2] else None
+    with_prior = needs[4] and prior_shape is not None
+    grad_prior = np.empty((size, 3), dtype) if with_prior else None
     with np.errstate(all="ignore"):
-        batch = s.valid.shape
-        count, size = s.planes.shape[1:]
-        valid = s.valid.reshape(size)
-        grad_m = _flat(grad_t, batch, size, 1).T
-        g = np.where(valid, grad_m, 0.0)
-        gx, gy, gz = g
-        mu = 1.0 + damping
-        mean_x, mean_y = s.mean_xy
-        # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
-        lz = ((mean_x * gx + mean_y * gy) / mu + gz) / s.pivot
-        lx, ly = (gx + mean_x * lz) / mu, (gy + mean_y * lz) / mu
-        x, y, bx, by, Z = s.planes
-        tx, ty, tz = np.ascontiguousarray(s.solution.T)
-        rx, ry = bx + tx - x * tz, by + ty - y * tz  # r = B - A t
-        qx, qy = lx - x * lz, ly - y * lz  # q = -A l
-        omega = s.omega
-        # Point gradients, plane-major: X, Y, Z (points3d), u, v (points2d), w (weights).
-        grads = np.empty((6, count, size), x.dtype)
-        minus_grad_x = np.multiply(omega, qx, out=grads[0])
-        minus_grad_y = np.multiply(omega, qy, out=grads[1])
-        np.add(x * minus_grad_x, y * minus_grad_y, out=grads[2])
-        omega_lz, depth = omega * lz, Z + tz
-        k = s.intrinsics
-        fx, skew, fy = (np.ascontiguousarray(k[..., i, j]) for i, j in ((0, 0), (0, 1), (1, 1)))
-        grad_u = np.divide(omega_lz * rx + depth * minus_grad_x, fx, out=grads[3])
-        grad_v = np.add(omega_lz * ry, depth * minus_grad_y, out=grads[4])
-        if skew.any():
-            grad_v -= skew * grad_u
-        grad_v /= fy
-        np.negative(grads[:2], out=grads[:2])
-        if needs[3]:
-            # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
-            minus_grad_omega = qx * rx + qy * ry
-            minus_mean = np.einsum("nm,nm->m", omega, minus_grad_omega)
-            np.multiply(s.weight_factor, minus_mean - minus_grad_omega, out=grads[5])
-        if not valid.all():
-            grads[..., ~valid] = 0.0  # (touches the invalid problems only)
-        outputs: list[np.ndarray | None] = [None] * 6
-        if needs[0]:
-            outputs[0] = grads[:3].transpose(2, 1, 0).reshape(*batch, count, 3)
-        if needs[1]:
-            outputs[1] = grads[3:5].transpose(2, 1, 0).reshape(*batch, count, 2)
-        if needs[3]:
-            outputs[3] = grads[5].T.reshape(*batch, count)
-        if needs[2]:
-            # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
-            grad_uv = grads[3:5]
-            top = np.einsum("inm,jnm->ijm", grad_uv, s.planes[:2])
-            top = np.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
-            grad_k = np.zeros((size, 3, 3), x.dtype)
-            grad_k[:, :2, :2] = top.transpose(2, 0, 1)
-            grad_k[:, :2, 2] = grad_uv.sum(1).T
-            grad_k[:, 1, 0] = 0.0
-            np.negative(grad_k, out=grad_k)
-            outputs[2] = _sum_to(grad_k.reshape(*batch, 3, 3), intrinsics_shape)
-        if needs[4] and prior_shape is not None:
-            if damping > 0:
-                grad_prior = np.where(valid, damping * np.stack((lx, ly, lz)), grad_m)
-            else:
-                grad_prior = np.where(valid, 0.0, grad_m)
-            outputs[4] = _sum_to(grad_prior.T.reshape(*batch, 3), prior_shape)
+        for start, chunk in zip(range(0, size, CHUNK_PROBLEMS), s.chunks, strict=True):
+            part = slice(start, start + CHUNK_PROBLEMS)
+            _chunk_backward(
+                chunk, grad_m[part], damping,
+                *(None if g is None else g[part] for g in (grad3, grad2, grad_k, grad_w, grad_prior)),
+            )  # fmt: skip
+    outputs: list[np.ndarray | None] = [None] * 6
+    if grad3 is not None:
+        outputs[0] = grad3.reshape(*batch, count, 3)
+    if grad2 is not None:
+        outputs[1] = grad2.reshape(*batch, count, 2)
+    if grad_k is not None:
+        outputs[2] = _sum_to(grad_k.reshape(*batch, 3, 3), intrinsics_shape)
+    if grad_w is not None:
+        outputs[3] = grad_w.reshape(*batch, count)
+    if grad_prior is not None:
+        outputs[4] = _sum_to(grad_prior.reshape(*batch, 3), prior_shape)
     return outputs
+
+
+def _chunk_backward(
+    s: ChunkState,
+    grad_m: np.ndarray,
+    damping: float,
+    grad3: np.ndarray | None,
+    grad2: np.ndarray | None,
+    grad_k: np.ndarray | None,
+    grad_w: np.ndarray | None,
+    grad_prior: np.ndarray | None,
+) -> None:
+    """One chunk's input gradients, written into the given `(m, ...)` slices (None: not needed).
+
+    ``grad_k`` must hold zeros.
+    """
+    count, size = s.planes.shape[1:]
+    valid = s.valid
+    g = np.where(valid, grad_m.T, 0.0)
+    gx, gy, gz = g
+    mu = 1.0 + damping
+    mean_x, mean_y = s.mean_xy
+    # Adjoint solve with the normalised normal matrix: l = (M/S)^-1 g.
+    lz = ((mean_x * gx + mean_y * gy) / mu + gz) / s.pivot
+    lx, ly = (gx + mean_x * lz) / mu, (gy + mean_y * lz) / mu
+    x, y, bx, by, Z = s.planes
+    tx, ty, tz = np.ascontiguousarray(s.solution.T)
+    rx, ry = bx + tx - x * tz, by + ty - y * tz  # r = B - A t
+    qx, qy = lx - x * lz, ly - y * lz  # q = -A l
+    omega = s.omega
+    # Point gradients, plane-major: X, Y, Z (points3d), u, v (points2d), w (weights).
+    grads = np.empty((6, count, size), x.dtype)
+    minus_grad_x = np.multiply(omega, qx, out=grads[0])
+    minus_grad_y = np.multiply(omega, qy, out=grads[1])
+    np.add(x * minus_grad_x, y * minus_grad_y, out=grads[2])
+    omega_lz, depth = omega * lz, Z + tz
+    k = s.intrinsics
+    fx, skew, fy = (np.ascontiguousarray(k[..., i, j]) for i, j in ((0, 0), (0, 1), (1, 1)))
+    grad_u = np.divide(omega_lz * rx + depth * minus_grad_x, fx, out=grads[3])
+    grad_v = np.add(omega_lz * ry, depth * minus_grad_y, out=grads[4])
+    if skew.any():
+        grad_v -= skew * grad_u
+    grad_v /= fy
+    np.negative(grads[:2], out=grads[:2])
+    if grad_w is not None:
+        # omega = w² / Σw²: dL/dw_k = 2 w_k / Σw² (g_k - Σ_i omega_i g_i), g = (A l)·r.
+        minus_grad_omega = qx * rx + qy * ry
+        minus_mean = np.einsum("nm,nm->m", omega, minus_grad_omega)
+        np.multiply(s.weight_factor, minus_mean - minus_grad_omega, out=grads[5])
+    if not valid.all():
+        grads[..., ~valid] = 0.0  # (touches the invalid problems only)
+    if grad3 is not None:
+        np.copyto(grad3, grads[:3].T)
+    if grad2 is not None:
+        np.copyto(grad2, grads[3:5].T)
+    if grad_w is not None:
+        np.copyto(grad_w, grads[5].T)
+    if grad_k is not None:
+        # dL/dK[:2] = -Σ_i (dL/du_i, dL/dv_i) (x_i, y_i, 1) with K[1, 0] unused.
+        grad_uv = grads[3:5]
+        top = np.einsum("inm,jnm->ijm", grad_uv, s.planes[:2])
+        top = np.where(valid, top, 0.0)  # (x, y of an invalid problem may be NaN)
+        grad_k[:, :2, :2] = top.transpose(2, 0, 1)
+        grad_k[:, :2, 2] = grad_uv.sum(1).T
+        grad_k[:, 1, 0] = 0.0
+        np.negative(grad_k, out=grad_k)
+    if grad_prior is not None:
+        if damping > 0:
+            grad_prior[...] = np.where(valid, damping * np.stack((lx, ly, lz)), grad_m.T).T
+        else:
+            grad_prior[...] = np.where(valid, 0.0, grad_m.T).T

@@ -88,6 +88,7 @@ Implementation notes (see also the design notes of the project):
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -336,9 +337,12 @@ class _WeightedDLT(torch.autograd.Function):
 NUMPY_PATH_MAX_POINTS = 16384
 
 #: The same limit while torch runs on one thread (``torch.get_num_threads() == 1``), as
-#: NumPy does: about 400,000 hands of 21 points. The NumPy path measured faster up to
-#: 262,144 hands and slower at 1,048,576, where its fresh temporaries cost page faults.
-NUMPY_PATH_MAX_POINTS_ONE_THREAD = 2**23
+#: NumPy does: none by default. Solving in chunks of problems
+#: (:data:`~dgpgeom.solvers._translation_numpy.CHUNK_PROBLEMS`), the NumPy path measured
+#: 2.9 times as fast as the plain-autograd prototype forward and 1.7 times forward and
+#: backward at 1,048,576 hands of 21 points (``benchmarks/README.md``), and torch's own
+#: path slower than the prototype.
+NUMPY_PATH_MAX_POINTS_ONE_THREAD: float = math.inf
 
 
 def _nothing_watching() -> bool:

@@ -84,7 +84,9 @@ def make_rig(
     targets = translation.unsqueeze(-2) + (uniform(cameras, 3) - 0.5) * (
         2.0 * offcentre * distance.unsqueeze(-1)
     )
-    rotations, camera_translations = peers.look_at(centres, targets, 2.0 * math.pi * uniform(cameras))
+    rotations, camera_translations = peers.look_at(
+        centres, targets, 2.0 * math.pi * uniform(cameras)
+    )
     intrinsics = random_intrinsics((*batch, cameras), (480, 640), generator=gen, dtype=F64)
     camera = (points3d + translation.unsqueeze(-2)).unsqueeze(-3) @ rotations.mT
     camera = camera + camera_translations.unsqueeze(-2)

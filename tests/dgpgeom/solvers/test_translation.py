@@ -42,12 +42,16 @@ SCALAR_PATH_MAX_POINTS = translation_module.SCALAR_PATH_MAX_POINTS
 SCALAR_OP_BUDGET = {"forward": 24, "forward+backward": 36}
 
 
-@pytest.fixture(autouse=True, params=["scalar", "numpy", "torch"])
+@pytest.fixture(autouse=True, params=["scalar", "numpy", "numpy-chunks", "torch"])
 def solver_path(request, monkeypatch):
     """Every test runs on each path: Python floats (one CPU problem, as shipped), NumPy
-    (small CPU batches; the scalar path off) and torch (all others; both off)."""
+    (small CPU batches; the scalar path off), NumPy in chunks of two problems (so that
+    every batch of the suite crosses chunk boundaries, as a large one does) and torch
+    (all others; both off)."""
     if request.param != "scalar":
         monkeypatch.setattr(translation_module, "SCALAR_PATH_MAX_POINTS", 0)
+    if request.param == "numpy-chunks":
+        monkeypatch.setattr(translation_module.numpy_twin, "CHUNK_PROBLEMS", 2)
     if request.param == "torch":
         monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
     return request.param
@@ -855,6 +859,26 @@ class TestSolveTranslation:
         grads_close(first, first_naive, tol)
         grads_close(hvp, hvp_naive, tol)
 
+    @pytest.mark.parametrize("shared_k", [False, True])
+    @pytest.mark.parametrize("damping", [0.0, 0.05])
+    def test_first_order_gradients_of_a_batch_match_naive_twin(
+        self, shared_k, damping, device, dtype
+    ):
+        """The paths' own backward (no ``create_graph``), on a batch of five problems with a
+        different cotangent for each, against autograd through the naive twin."""
+        problem = make_problem(23, (5,), dtype=dtype, device=device)
+        if shared_k:
+            problem = problem._replace(intrinsics=problem.intrinsics[0])
+        gen = torch.Generator().manual_seed(2)
+        cotangent = torch.randn(5, 3, generator=gen, dtype=F64).to(device, dtype)
+        results = []
+        for fn in (solve_translation, solve_translation_naive):
+            inputs = inputs_of(problem, requires_grad=True)
+            out = fn(*inputs[:4], damping=damping, prior=inputs[4])
+            translation = out.translation if fn is solve_translation else out
+            results.append(torch.autograd.grad((translation * cotangent).sum(), inputs))
+        grads_close(results[0], results[1], 1e-8 if dtype == F64 else 1e-2)
+
     # ----------------------------------------------------------- transforms
     @pytest.mark.parametrize("damping", [0.0, 0.05])
     def test_vmap_equals_batched_call(self, monkeypatch, damping, device, dtype):
@@ -1195,7 +1219,7 @@ class TestNumPyPath:
         with torch.no_grad():
             solve_translation(*inputs)
         assert scalar_calls == ([21, 21] if solver_path == "scalar" else [])
-        assert len(numpy_calls) == (2 if solver_path == "numpy" else 0)
+        assert len(numpy_calls) == (2 if solver_path.startswith("numpy") else 0)
 
     @pytest.mark.parametrize("mode", ["forward", "forward+backward"])
     def test_one_problem_dispatches_only_conversions(self, mode, monkeypatch):
