@@ -163,7 +163,7 @@ def _chunk_closed_form(
     x, y, Z = planes[0], planes[1], planes[4]
     np.copyto(planes[:2], points2d.T)  # u, v
     np.copyto(planes[2:], points3d.T)  # X, Y, Z
-    k = intrinsics.copy()
+    k = intrinsics.copy() if weight_factor else intrinsics  # (kept for the backward)
     skew = k[..., 0, 1]
     # x, y = ((u, v) - (cx, cy)) / (fx, fy), the skew taken out of x (two planes a call).
     planes[:2] -= _pair_planes(k[..., :, 2])
@@ -179,8 +179,9 @@ def _chunk_closed_form(
         omega: np.ndarray | float = 1.0 / count
         means = planes[:4].sum(1) * omega
     else:
-        w = np.ascontiguousarray(weights.T)
-        squared = w * w
+        # (Without a backward only the squares need to be a plane: no copy of the weights.)
+        w = np.ascontiguousarray(weights.T) if weight_factor else weights.T
+        squared = np.multiply(w, w, out=np.empty((count, size), w.dtype))
         # Unused points are zeros from here on, whatever they held.
         if not squared.all():  # (a zero weight has a zero square)
             np.copyto(planes, 0.0, where=w == 0)
@@ -200,7 +201,12 @@ def _chunk_closed_form(
             factor = normalised * (2.0 / (scale * total))
         means = np.einsum("knm,nm->km", planes[:4], omega)
     # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
-    centred = (planes[:4] - means[:, None]).reshape(2, 2, count, size)
+    if weight_factor:
+        centred = planes[:4] - means[:, None]
+    else:  # (nothing is kept for a backward: centre the planes in place)
+        centred = planes[:4]
+        centred -= means[:, None]
+    centred = centred.reshape(2, 2, count, size)
     if weights is None:
         pivot, numerator = np.einsum("ijnm,jnm->im", centred, centred[0]) * omega
     else:
