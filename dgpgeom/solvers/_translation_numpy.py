@@ -38,6 +38,7 @@ class NumPyState(NamedTuple):
 
     translation: np.ndarray  # (..., 3) the solution where valid, else the prior (or zeros)
     valid: np.ndarray  # (...) bool
+    count: int  # N, the points of each problem
     chunks: list[ChunkState]  # one per chunk of problems; empty unless kept for the backward
 
 
@@ -136,7 +137,9 @@ def closed_form(
             valid[part] = chunk.valid
             if weight_factor:
                 chunks.append(chunk)
-    return NumPyState(translation.reshape(*batch, 3), valid.reshape(batch), chunks)
+    return NumPyState(
+        translation.reshape(*batch, 3), valid.reshape(batch), points2d.shape[1], chunks
+    )
 
 
 def _chunk_closed_form(
@@ -272,7 +275,7 @@ def backward(
     """
     batch = s.valid.shape
     size = math.prod(batch)
-    count = s.chunks[0].planes.shape[1] if s.chunks else 0
+    count = s.count
     dtype = s.translation.dtype
     grad_m = _flat(grad_t, batch, size, 1)
     # Point gradients, problems first: X, Y, Z (points3d), u, v (points2d), w (weights).

@@ -331,6 +331,23 @@ class TestSolveTranslation:
             assert out.dtype == dtype and out.device == device
         assert bool(solution.valid.all())
 
+    @pytest.mark.parametrize("shared_k", [False, True])
+    @pytest.mark.parametrize("batch_shape", [(0,), (2, 0)])
+    def test_empty_batch_forward_and_backward(self, batch_shape, shared_k, device, dtype):
+        problem = make_problem(0, (2,), 6, dtype=dtype, device=device)
+        inputs = [
+            t[:1].expand(*batch_shape, *t.shape[1:]).clone().requires_grad_()
+            for t in (problem.points3d, problem.points2d, problem.intrinsics, problem.weights)
+        ]
+        if shared_k:
+            inputs[2] = problem.intrinsics[0].clone().requires_grad_()
+        solution = solve_translation(*inputs)
+        assert solution.translation.shape == (*batch_shape, 3)
+        assert solution.valid.shape == batch_shape
+        grads = torch.autograd.grad(solution.translation.sum(), inputs)
+        for grad, tensor in zip(grads, inputs, strict=True):
+            assert grad.shape == tensor.shape and not bool(grad.any())
+
     def test_one_intrinsics_for_a_batch(self, device, dtype):
         problem = make_problem(1, (5,), dtype=dtype, device=device)
         K = problem.intrinsics[0]
