@@ -109,11 +109,11 @@ def closed_form(
     prior: np.ndarray | None,
     damping: float,
     tolerance: float,
-    weight_factor: bool = False,
+    for_backward: bool = False,
 ) -> NumPyState:
     """The closed form; ``tolerance`` is the relative pivot and depth tolerance of the dtype.
 
-    ``weight_factor``: keep what the backward needs (``NumPyState.chunks``), with the
+    ``for_backward``: keep what the backward needs (``NumPyState.chunks``), with the
     derivatives of the weights' normalisation.
     """
     with np.errstate(all="ignore"):  # NaN and Inf end in the validity mask
@@ -132,10 +132,10 @@ def closed_form(
             part = slice(start, start + CHUNK_PROBLEMS)
             chunk = _chunk_closed_form(
                 points3d[part], points2d[part], _part(k, part, 2), _part(weights, part, 1),
-                _part(prior, part, 1), damping, tolerance, weight_factor, translation[part],
+                _part(prior, part, 1), damping, tolerance, for_backward, translation[part],
             )  # fmt: skip
             valid[part] = chunk.valid
-            if weight_factor:
+            if for_backward:
                 chunks.append(chunk)
     return NumPyState(
         translation.reshape(*batch, 3), valid.reshape(batch), points2d.shape[1], chunks
@@ -150,7 +150,7 @@ def _chunk_closed_form(
     prior: np.ndarray | None,
     damping: float,
     tolerance: float,
-    weight_factor: bool,
+    for_backward: bool,
     translation: np.ndarray,
 ) -> ChunkState:
     """The closed form of ``m`` problems: ``points3d`` `(m, N, 3)`, ``points2d`` `(m, N, 2)`,
@@ -166,7 +166,7 @@ def _chunk_closed_form(
     x, y, Z = planes[0], planes[1], planes[4]
     np.copyto(planes[:2], points2d.T)  # u, v
     np.copyto(planes[2:], points3d.T)  # X, Y, Z
-    k = intrinsics.copy() if weight_factor else intrinsics  # (kept for the backward)
+    k = intrinsics.copy() if for_backward else intrinsics  # (kept for the backward)
     skew = k[..., 0, 1]
     # x, y = ((u, v) - (cx, cy)) / (fx, fy), the skew taken out of x (two planes a call).
     planes[:2] -= _pair_planes(k[..., :, 2])
@@ -183,7 +183,7 @@ def _chunk_closed_form(
         means = planes[:4].sum(1) * omega
     else:
         # (Without a backward only the squares need to be a plane: no copy of the weights.)
-        w = np.ascontiguousarray(weights.T) if weight_factor else weights.T
+        w = np.ascontiguousarray(weights.T) if for_backward else weights.T
         squared = np.multiply(w, w, out=np.empty((count, size), w.dtype))
         # Unused points are zeros from here on, whatever they held.
         if not squared.all():  # (a zero weight has a zero square)
@@ -200,11 +200,11 @@ def _chunk_closed_form(
             squared = normalised * normalised
             total = squared.sum(0)
         omega = np.divide(squared, total, out=squared)
-        if weight_factor:
+        if for_backward:
             factor = normalised * (2.0 / (scale * total))
         means = np.einsum("knm,nm->km", planes[:4], omega)
     # Σ omega |δx|² and Σ omega δx·δb: ((δx, δy), (δbx, δby)) times omega (δx, δy).
-    if weight_factor:
+    if for_backward:
         centred = planes[:4] - means[:, None]
     else:  # (nothing is kept for a backward: centre the planes in place)
         centred = planes[:4]
