@@ -63,15 +63,15 @@ Implementation notes (see also the design notes of the project):
   with autograd; without ``create_graph`` it reuses the forward's.
 - Covariance and pixel residuals are computed only on request, with plain autograd
   from the translation.
-- CPU calls of at most :data:`NUMPY_PATH_MAX_POINTS` points
-  (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) are solved
-  by a NumPy twin of the closed form and of the backward
-  (``dgpgeom/solvers/_translation_numpy.py``): at a small batch each operation costs
-  more than its arithmetic, and a NumPy call less than an ATen dispatch; at a large one
-  it works on transposed copies of the inputs (problems last), so that its per-problem
-  broadcasts and its sums, minima and maxima over the N points run along whole rows of
-  problems. Same formulas, same validity, same gradients (double backward goes through
-  the torch state).
+- CPU calls of at most :data:`NUMPY_PATH_MAX_POINTS` points (any number while torch
+  runs on one thread, :data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD`) are solved by a NumPy
+  twin of the closed form and of the backward (``dgpgeom/solvers/_translation_numpy.py``):
+  at a small batch each operation costs more than its arithmetic, and a NumPy call less
+  than an ATen dispatch; at a large one it works in chunks of a few thousand problems
+  that stay in a core's cache, each on transposed copies of its inputs (problems last),
+  so that its per-problem broadcasts and its sums, minima and maxima over the N points
+  run along whole rows of problems. Same formulas, same validity, same gradients
+  (double backward goes through the torch state).
   A CPU call holding exactly one problem of at most :data:`SCALAR_PATH_MAX_POINTS`
   points (one hand in one frame) is solved in Python floats instead
   (``dgpgeom/solvers/_translation_scalar.py``): one loop over the points and a few
@@ -790,8 +790,8 @@ def solve_translation(
     exactly dropping point ``i``, whatever it holds (NaN and Inf included).
 
     On the CPU a call with at most :data:`NUMPY_PATH_MAX_POINTS` points in all
-    (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD` while torch runs on one thread) is
-    computed in NumPy, and a call holding one problem of at most
+    (:data:`NUMPY_PATH_MAX_POINTS_ONE_THREAD`, no limit by default, while torch runs on
+    one thread) is computed in NumPy, and a call holding one problem of at most
     :data:`SCALAR_PATH_MAX_POINTS` points in Python floats (in float64 whatever the
     dtype): the same answers and gradients to rounding, faster (see the benchmarks).
     Anything else, and any call under ``vmap``, ``grad``, ``torch.compile`` or export,
