@@ -15,12 +15,12 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 # The bundled image is a held-out sample at the median camera-space error of the
 # shipped checkpoint (five turned views, as the demo runs it) among those MediaPipe
-# detects; on it the checkpoint measures 28.7 mm (wrist) and 7.4 mm
+# detects; on it the checkpoint measures 51.4 mm (wrist) and 6.1 mm
 # (Procrustes-aligned), see reference_model/README.md. The bounds leave a margin for
 # float differences across machines and catch a broken checkpoint, crop, turned view or
 # intrinsics map.
-MAX_WRIST_ERROR_MM = 35.0
-MAX_PA_MJE_MM = 8.0
+MAX_WRIST_ERROR_MM = 58.0
+MAX_PA_MJE_MM = 7.0
 
 
 def test_demo_predicts_the_bundled_image_in_camera_space(tmp_path, capsys):
