@@ -468,8 +468,9 @@ class _ScalarTwin:
         values = [None if a is None else a.ravel().tolist() for a in _numpy_arrays(tensors)]
         dtype, batch = tensors[1].dtype, tensors[1].shape[:-2]
         state = scalar_twin.closed_form(*values, damping, _SCALAR_TOLERANCE[dtype], weight_factor)
-        translation = torch.from_numpy(np.array(state.translation, _NUMPY_DTYPES[dtype]))
-        return state, translation.view(*batch, 3), torch.full(batch, state.valid)
+        # (Shaped in NumPy: a torch view would cost one more dispatch than the copy.)
+        translation = np.array(state.translation, _NUMPY_DTYPES[dtype]).reshape(*batch, 3)
+        return state, torch.from_numpy(translation), torch.full(batch, state.valid)
 
     @staticmethod
     def gradients(state, grad_translation: Tensor, saved: tuple, damping: float, needs: tuple):
