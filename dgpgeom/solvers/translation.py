@@ -339,9 +339,9 @@ NUMPY_PATH_MAX_POINTS = 16384
 #: The same limit while torch runs on one thread (``torch.get_num_threads() == 1``), as
 #: NumPy does: none by default. Solving in chunks of problems
 #: (``CHUNK_PROBLEMS`` in ``_translation_numpy.py``), the NumPy path measured
-#: 2.9 times as fast as the plain-autograd prototype forward and 1.7 times forward and
-#: backward at 1,048,576 hands of 21 points (``benchmarks/README.md``), and torch's own
-#: path slower than the prototype.
+#: 2.8 times as fast as the plain-autograd prototype forward and 1.95 times forward and
+#: backward at 1,048,576 hands of 21 points, torch's own path 4.5 times slower than the
+#: NumPy path (``benchmarks/README.md``).
 NUMPY_PATH_MAX_POINTS_ONE_THREAD: float = math.inf
 
 
