@@ -286,12 +286,14 @@ def backward(
     with_prior = needs[4] and prior_shape is not None
     grad_prior = np.empty((size, 3), dtype) if with_prior else None
     with np.errstate(all="ignore"):
-        for start, chunk in zip(range(0, size, CHUNK_PROBLEMS), s.chunks, strict=True):
-            part = slice(start, start + CHUNK_PROBLEMS)
+        start = 0
+        for chunk in s.chunks:  # (each knows its size: the forward's chunking holds)
+            part = slice(start, start + chunk.valid.shape[0])
             _chunk_backward(
                 chunk, grad_m[part], damping,
                 *(None if g is None else g[part] for g in (grad3, grad2, grad_k, grad_w, grad_prior)),
             )  # fmt: skip
+            start = part.stop
     outputs: list[np.ndarray | None] = [None] * 6
     if grad3 is not None:
         outputs[0] = grad3.reshape(*batch, count, 3)
