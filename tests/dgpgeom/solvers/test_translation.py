@@ -45,13 +45,14 @@ SCALAR_OP_BUDGET = {"forward": 24, "forward+backward": 36}
 @pytest.fixture(autouse=True, params=["scalar", "numpy", "numpy-chunks", "torch"])
 def solver_path(request, monkeypatch):
     """Every test runs on each path: Python floats (one CPU problem, as shipped), NumPy
-    (small CPU batches; the scalar path off), NumPy in chunks of two problems (so that
-    every batch of the suite crosses chunk boundaries, as a large one does) and torch
-    (all others; both off)."""
+    (small CPU batches; the scalar path off), NumPy in chunks of three problems copied in
+    blocks of two (so that batches of the suite cross chunk and block boundaries, as a
+    large one does, and end in partial ones) and torch (all others; both off)."""
     if request.param != "scalar":
         monkeypatch.setattr(translation_module, "SCALAR_PATH_MAX_POINTS", 0)
     if request.param == "numpy-chunks":
-        monkeypatch.setattr(translation_module.numpy_twin, "CHUNK_PROBLEMS", 2)
+        monkeypatch.setattr(translation_module.numpy_twin, "CHUNK_PROBLEMS", 3)
+        monkeypatch.setattr(translation_module.numpy_twin, "TRANSPOSE_BLOCK", 2)
     if request.param == "torch":
         monkeypatch.setattr(translation_module, "NUMPY_PATH_MAX_POINTS", 0)
     return request.param
