@@ -14,7 +14,12 @@ to the first variant, all from one run:
 - ``hand_model``: the shipped decoder (MLP to joint rotations and shape, skinned);
 - ``spiral``: MobRecon's spiral mesh decoder (256-128-64-32 channels);
 - ``hand_model + bf16``: the shipped decoder under CPU bf16 autocast;
-- ``hand_model + channels_last``: the images and encoder in channels-last layout.
+- ``hand_model + channels_last``: the images and encoder in channels-last layout;
+- ``shipped @ 192 / 224 / 256 px``: the shipped network (stride-4 heat maps with the
+  top-down context path, bf16 encoder) at its 192 px crop and two larger ones: what a
+  larger crop costs per step (every weight carries over to another crop size).
+
+``--variants NAME ...`` runs some of them; ratios are to the first one run.
 
 Results are printed as markdown and written under ``benchmarks/results/``.
 """
@@ -62,9 +67,11 @@ def make_batch(model, batch_size, size, generator):
     }
 
 
-def build(decoder, amp=False, channels_last=False, batch_size=32):
+def build(decoder, amp=False, channels_last=False, batch_size=32, net=None):
     config = ExperimentConfig()
     config.net.decoder = decoder
+    for key, value in (net or {}).items():
+        setattr(config.net, key, value)
     torch.manual_seed(0)
     model, faces = default_model_factory(config)
     if channels_last:
@@ -93,6 +100,14 @@ VARIANTS = {
     "spiral": dict(decoder="spiral"),
     "hand_model + bf16": dict(decoder="hand_model", amp=True),
     "hand_model + channels_last": dict(decoder="hand_model", channels_last=True),
+    **{
+        f"shipped @ {size} px": dict(
+            decoder="hand_model",
+            amp=True,
+            net=dict(image_size=size, keypoint_stride=4, keypoint_context=True),
+        )
+        for size in (192, 224, 256)
+    },
 }
 
 
@@ -103,9 +118,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS)[:4],
+        metavar="NAME", help=f"which variants, in order (default: the first four of {list(VARIANTS)})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    steps = {name: build(batch_size=args.batch_size, **kw) for name, kw in VARIANTS.items()}
+    steps = {name: build(batch_size=args.batch_size, **VARIANTS[name]) for name in args.variants}
     for step in steps.values():  # warm-up
         step()
     samples = {name: [] for name in steps}
@@ -122,7 +141,7 @@ def main(argv=None):
         f"median of {args.rounds} interleaved rounds of {args.steps} steps "
         f"({dt.datetime.now():%Y-%m-%d %H:%M})",
         "",
-        "| variant | s / step | images / s | time vs hand_model |",
+        f"| variant | s / step | images / s | time vs {args.variants[0]} |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, value in medians.items():
